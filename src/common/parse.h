@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+/* Pure parsing helpers: strings in, values out, no I/O and no logging. Each returns 0 or -EINVAL/-ERANGE
+ * and leaves its output untouched on failure. */
+
+typedef enum Protocol {
+        PROTOCOL_HTTP,
+        PROTOCOL_SCGI,
+        _PROTOCOL_MAX,
+        _PROTOCOL_INVALID = -1,
+} Protocol;
+
+const char *protocol_to_string(Protocol p);
+Protocol protocol_from_string(const char *s);
+/* The protocol a socket handed in by systemd speaks, from its FileDescriptorName=. Unknown names (including
+ * systemd's default "unknown" and the unit name) fall back to `fallback`. */
+Protocol protocol_from_fd_name(const char *name, Protocol fallback);
+
+typedef struct ListenAddress {
+        Protocol protocol;
+        union {
+                struct sockaddr sa;
+                struct sockaddr_in in;
+                struct sockaddr_in6 in6;
+                struct sockaddr_un un;
+        } sockaddr;
+        socklen_t socklen;
+} ListenAddress;
+
+/* "[PROTO:]ADDRESS" where ADDRESS is IPV4:PORT, [IPV6]:PORT or an absolute path of a unix socket. */
+int parse_listen_address(const char *s, ListenAddress *ret);
+int format_listen_address(const ListenAddress *a, char *buf, size_t len);
+
+int parse_unsigned(const char *s, unsigned min, unsigned max, unsigned *ret);

@@ -1,0 +1,299 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/macro.h"
+#include "proto/http.h"
+
+static HttpRequest *request_of(http_parser *p)
+{
+        return p->data;
+}
+
+static int fail(HttpRequest *r, unsigned status)
+{
+        r->error_status = status;
+        return -1;
+}
+
+/* Appends a piece of the URL, a field name or a value to the arena. Pieces of one element arrive in order and
+ * uninterrupted, so appending keeps each element contiguous. */
+static int arena_append(HttpRequest *r, const char *at, size_t len, unsigned status_if_full)
+{
+        if (len > sizeof r->arena - r->arena_used)
+                return fail(r, status_if_full);
+        memcpy(r->arena + r->arena_used, at, len);
+        r->arena_used += len;
+        return 0;
+}
+
+static int on_message_begin(http_parser *p)
+{
+        request_of(p)->started = true;
+        return 0;
+}
+
+static int on_url(http_parser *p, const char *at, size_t len)
+{
+        HttpRequest *r = request_of(p);
+        if (r->url_len + len > HTTP_URL_MAX)
+                return fail(r, 414);
+        if (r->url_len == 0)
+                r->url_off = (uint16_t) r->arena_used;
+        if (arena_append(r, at, len, 414) < 0)
+                return -1;
+        r->url_len = (uint16_t) (r->url_len + len);
+        return 0;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t len)
+{
+        HttpRequest *r = request_of(p);
+        if (r->n_headers == 0 || r->in_value) {
+                if (r->n_headers >= HTTP_HEADERS_MAX)
+                        return fail(r, 431);
+                r->headers[r->n_headers++] = (HttpHeader){ .name_off = (uint16_t) r->arena_used };
+                r->in_value = false;
+        }
+        if (arena_append(r, at, len, 431) < 0)
+                return -1;
+        r->headers[r->n_headers - 1].name_len += (uint16_t) len;
+        return 0;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len)
+{
+        HttpRequest *r = request_of(p);
+        HttpHeader *h = &r->headers[r->n_headers - 1];
+        if (!r->in_value) {
+                h->value_off = (uint16_t) r->arena_used;
+                r->in_value = true;
+        }
+        if (arena_append(r, at, len, 431) < 0)
+                return -1;
+        h->value_len += (uint16_t) len;
+        return 0;
+}
+
+static int on_headers_complete(http_parser *p)
+{
+        HttpRequest *r = request_of(p);
+        if (p->http_major != 1)
+                return fail(r, 505);
+        r->headers_done = true;
+        return 0;
+}
+
+static int on_message_complete(http_parser *p)
+{
+        HttpRequest *r = request_of(p);
+        r->state = HTTP_PARSE_COMPLETE;
+        r->keep_alive = http_should_keep_alive(p);
+        http_parser_pause(p, 1);
+        return 0;
+}
+
+static const http_parser_settings settings = {
+        .on_message_begin = on_message_begin,
+        .on_url = on_url,
+        .on_header_field = on_header_field,
+        .on_header_value = on_header_value,
+        .on_headers_complete = on_headers_complete,
+        .on_message_complete = on_message_complete,
+};
+
+static void request_reset(HttpRequest *r)
+{
+        r->state = HTTP_PARSE_INCOMPLETE;
+        r->error_status = 0;
+        r->started = r->headers_done = r->keep_alive = r->in_value = false;
+        r->url_off = r->url_len = 0;
+        r->n_headers = 0;
+        r->arena_used = 0;
+}
+
+void http_request_init(HttpRequest *r)
+{
+        http_parser_init(&r->parser, HTTP_REQUEST);
+        r->parser.data = r;
+        request_reset(r);
+}
+
+void http_request_next(HttpRequest *r)
+{
+        request_reset(r);
+        http_parser_pause(&r->parser, 0);
+}
+
+size_t http_request_feed(HttpRequest *r, const char *data, size_t len)
+{
+        size_t n;
+
+        if (r->state != HTTP_PARSE_INCOMPLETE)
+                return 0;
+
+        n = http_parser_execute(&r->parser, &settings, data, len);
+        enum http_errno e = HTTP_PARSER_ERRNO(&r->parser);
+        if (e == HPE_OK || e == HPE_PAUSED)
+                return n;
+
+        r->state = HTTP_PARSE_ERROR;
+        if (r->error_status == 0) {
+                switch (e) {
+                case HPE_INVALID_METHOD:
+                        r->error_status = 501;
+                        break;
+                case HPE_HEADER_OVERFLOW:
+                        r->error_status = 431;
+                        break;
+                default:
+                        r->error_status = 400;
+                }
+        }
+        return n;
+}
+
+const char *http_request_header(const HttpRequest *r, const char *name, size_t *ret_len)
+{
+        size_t n = strlen(name);
+        for (unsigned i = 0; i < r->n_headers; i++) {
+                const HttpHeader *h = &r->headers[i];
+                if (h->name_len == n && strncasecmp(r->arena + h->name_off, name, n) == 0) {
+                        *ret_len = h->value_len;
+                        return r->arena + h->value_off;
+                }
+        }
+        return NULL;
+}
+
+const char *http_status_reason(unsigned status)
+{
+        switch (status) {
+        case 200: return "OK";
+        case 204: return "No Content";
+        case 206: return "Partial Content";
+        case 301: return "Moved Permanently";
+        case 304: return "Not Modified";
+        case 400: return "Bad Request";
+        case 403: return "Forbidden";
+        case 404: return "Not Found";
+        case 405: return "Method Not Allowed";
+        case 408: return "Request Timeout";
+        case 413: return "Content Too Large";
+        case 414: return "URI Too Long";
+        case 416: return "Range Not Satisfiable";
+        case 431: return "Request Header Fields Too Large";
+        case 500: return "Internal Server Error";
+        case 501: return "Not Implemented";
+        case 503: return "Service Unavailable";
+        case 505: return "HTTP Version Not Supported";
+        default: return "Unknown";
+        }
+}
+
+static int unhex(char c)
+{
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+                return c - 'A' + 10;
+        return -1;
+}
+
+int http_target_decode_path(const char *url, size_t url_len, char *out, size_t out_size, size_t *ret_query_off)
+{
+        const char *p = url, *end = url + url_len, *q;
+        size_t o = 0;
+
+        /* absolute-form: "http://host[:port]/path" — skip scheme and authority. */
+        if (url_len > 0 && url[0] != '/') {
+                const char *s = memmem(url, url_len, "://", 3);
+                if (!s)
+                        return -EINVAL;
+                p = memchr(s + 3, '/', (size_t) (end - s - 3));
+                if (!p)
+                        p = end; /* "http://host" means "/" */
+        }
+
+        q = memchr(p, '?', (size_t) (end - p));
+        const char *path_end = q ? q : end;
+        if (p == path_end) {
+                if (out_size < 2)
+                        return -ENAMETOOLONG;
+                out[o++] = '/';
+        }
+        for (; p < path_end; p++) {
+                char c = *p;
+                if (c == '#')
+                        break;
+                if (c == '%') {
+                        int hi, lo;
+                        if (path_end - p < 3 || (hi = unhex(p[1])) < 0 || (lo = unhex(p[2])) < 0)
+                                return -EINVAL;
+                        c = (char) (hi << 4 | lo);
+                        p += 2;
+                }
+                if (c == '\0')
+                        return -EINVAL;
+                if (o + 1 >= out_size)
+                        return -ENAMETOOLONG;
+                out[o++] = c;
+        }
+        out[o] = '\0';
+        if (ret_query_off)
+                *ret_query_off = q ? (size_t) (q - url) : url_len;
+        return (int) o;
+}
+
+void http_format_date(time_t t, char buf[static 30])
+{
+        struct tm tm;
+
+        /* strftime() in the "C" locale (drover never calls setlocale()), which is what HTTP wants. */
+        if (!gmtime_r(&t, &tm) || strftime(buf, 30, "%a, %d %b %Y %H:%M:%S GMT", &tm) == 0)
+                strcpy(buf, "Thu, 01 Jan 1970 00:00:00 GMT");
+}
+
+int http_format_head(const HttpResponseHead *h, char *buf, size_t size)
+{
+        size_t o = 0;
+        int n;
+
+#define PUT(...)                                                                                                \
+        do {                                                                                                    \
+                n = snprintf(buf + o, size - o, __VA_ARGS__);                                                   \
+                if (n < 0 || (size_t) n >= size - o)                                                            \
+                        return -ENOBUFS;                                                                        \
+                o += (size_t) n;                                                                                \
+        } while (0)
+
+        PUT("HTTP/1.%u %u %s\r\n", h->minor_version ? 1U : 0U, h->status, http_status_reason(h->status));
+        if (h->server)
+                PUT("Server: %s\r\n", h->server);
+        if (h->date)
+                PUT("Date: %s\r\n", h->date);
+        if (h->content_type)
+                PUT("Content-Type: %s\r\n", h->content_type);
+        if (h->has_body_length)
+                PUT("Content-Length: %llu\r\n", (unsigned long long) h->content_length);
+        if (h->last_modified > 0) {
+                char d[30];
+                http_format_date(h->last_modified, d);
+                PUT("Last-Modified: %s\r\n", d);
+        }
+        if (h->location)
+                PUT("Location: %s\r\n", h->location);
+        if (h->allow)
+                PUT("Allow: %s\r\n", h->allow);
+        if (!h->keep_alive)
+                PUT("Connection: close\r\n");
+        else if (h->minor_version == 0)
+                PUT("Connection: keep-alive\r\n");
+        PUT("\r\n");
+#undef PUT
+        return (int) o;
+}

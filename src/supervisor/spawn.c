@@ -1,0 +1,159 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/macro.h"
+#include "supervisor/supervisor.h"
+
+extern char **environ;
+
+#define EXIT_SPAWN_FAILED 127
+
+/* Variables systemd sets for the supervisor that must not reach a worker: each worker gets its own. */
+static const char *const private_variables[] = {
+        "LISTEN_PID=", "LISTEN_FDS=", "LISTEN_FDNAMES=", "NOTIFY_SOCKET=", "WATCHDOG_PID=", "WATCHDOG_USEC=",
+};
+
+char **spawn_base_environment(void)
+{
+        size_t n = 0, k = 0;
+        char **env;
+
+        while (environ[n])
+                n++;
+        env = calloc(n + 1, sizeof *env);
+        if (!env)
+                return NULL;
+        for (size_t i = 0; i < n; i++) {
+                bool skip = false;
+                for (size_t j = 0; j < ELEMENTSOF(private_variables); j++)
+                        if (strneq(environ[i], private_variables[j], strlen(private_variables[j])))
+                                skip = true;
+                if (!skip)
+                        env[k++] = environ[i];
+        }
+        env[k] = NULL;
+        return env;
+}
+
+/* Async-signal-safe decimal formatting for the child between fork and exec. */
+static void format_pid(char *buf, pid_t pid)
+{
+        char tmp[16];
+        size_t n = 0;
+        unsigned long v = (unsigned long) pid;
+        do
+                tmp[n++] = (char) ('0' + v % 10);
+        while ((v /= 10) > 0);
+        while (n > 0)
+                *buf++ = tmp[--n];
+        *buf = '\0';
+}
+
+static void child_fail(const char *what)
+{
+        /* Only async-signal-safe calls here: the supervisor's state is not ours to use. */
+        const char *e = strerror(errno);
+        struct iovec iov[] = {
+                { (void *) "drover: worker: ", 16 }, { (void *) what, strlen(what) }, { (void *) ": ", 2 },
+                { (void *) e, strlen(e) },           { (void *) "\n", 1 },
+        };
+        (void) !writev(STDERR_FILENO, iov, ELEMENTSOF(iov));
+        _exit(EXIT_SPAWN_FAILED);
+}
+
+_noreturn_ static void child(const SpawnContext *ctx, char **envp, char *listen_pid_value, pid_t parent)
+{
+        sigset_t none;
+        int tmp[LISTEN_MAX];
+        size_t n = ctx->n_sockets;
+
+        /* No worker may outlive the supervisor, even one killed with SIGKILL. Check the parent afterwards:
+         * it may have died before the prctl() took effect. */
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+                child_fail("prctl(PR_SET_PDEATHSIG)");
+        if (getppid() != parent)
+                _exit(EXIT_SPAWN_FAILED);
+
+        /* A fresh signal state: the supervisor blocks the signals it handles through its event loop. */
+        for (int sig = 1; sig < _NSIG; sig++)
+                if (sig != SIGKILL && sig != SIGSTOP)
+                        (void) signal(sig, SIG_DFL);
+        sigemptyset(&none);
+        if (sigprocmask(SIG_SETMASK, &none, NULL) < 0)
+                child_fail("sigprocmask");
+
+        /* Sockets to 3, 4, ... in two steps, so that a socket already sitting at another socket's target number
+         * is not overwritten; dup2() to the target clears FD_CLOEXEC on exactly these. */
+        for (size_t i = 0; i < n; i++) {
+                tmp[i] = fcntl(ctx->sockets[i].fd, F_DUPFD_CLOEXEC, (int) (3 + n));
+                if (tmp[i] < 0)
+                        child_fail("fcntl(F_DUPFD_CLOEXEC)");
+        }
+        for (size_t i = 0; i < n; i++)
+                if (dup2(tmp[i], (int) (3 + i)) < 0)
+                        child_fail("dup2");
+        /* Everything above the sockets goes, whether or not it was close-on-exec: the supervisor's own fds
+         * and anything its parent leaked to it. */
+        if (close_range((unsigned) (3 + n), ~0U, 0) < 0)
+                child_fail("close_range");
+
+        format_pid(listen_pid_value, getpid());
+        execve(ctx->exe, ctx->argv, envp);
+        child_fail(ctx->exe);
+        _exit(EXIT_SPAWN_FAILED);
+}
+
+int spawn_worker(const SpawnContext *ctx, pid_t *ret_pid, int *ret_pidfd)
+{
+        char listen_fds[32], listen_pid[32] = "LISTEN_PID=", fdnames[LISTEN_MAX * 65 + 32], notify[160];
+        _cleanup_free_ char **envp = NULL;
+        size_t n = 0;
+        pid_t parent = getpid(), pid;
+        int pidfd;
+
+        while (ctx->envp[n])
+                n++;
+        envp = calloc(n + 5, sizeof *envp);
+        if (!envp)
+                return -ENOMEM;
+        memcpy(envp, ctx->envp, n * sizeof *envp);
+        snprintf(listen_fds, sizeof listen_fds, "LISTEN_FDS=%zu", ctx->n_sockets);
+        snprintf(fdnames, sizeof fdnames, "LISTEN_FDNAMES=%s", ctx->fdnames);
+        snprintf(notify, sizeof notify, "NOTIFY_SOCKET=%s", ctx->notify_socket);
+        envp[n++] = listen_fds;
+        envp[n++] = fdnames;
+        envp[n++] = notify;
+        /* The child writes its own PID here after fork(): the value systemd would set. */
+        envp[n++] = listen_pid;
+        envp[n] = NULL;
+
+        pid = fork();
+        if (pid < 0)
+                return negative_errno();
+        if (pid == 0)
+                child(ctx, envp, listen_pid + STRLEN("LISTEN_PID="), parent);
+
+        /* The child cannot be reaped before this: only we wait for it, from the event loop. A pidfd is
+         * close-on-exec from birth. */
+        pidfd = (int) syscall(SYS_pidfd_open, pid, 0);
+        if (pidfd < 0) {
+                int r = negative_errno();
+                (void) kill(pid, SIGKILL);
+                (void) waitpid(pid, NULL, 0);
+                return r;
+        }
+        *ret_pid = pid;
+        *ret_pidfd = pidfd;
+        return 0;
+}

@@ -1,0 +1,194 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sysexits.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/macro.h"
+#include "config.h"
+#include "worker/worker.h"
+
+/*
+ * A worker is what systemd would start for a socket-activated service: it finds its sockets with
+ * sd_listen_fds_with_names() (which checks LISTEN_PID), reports READY=1 and STOPPING=1 with sd_notify() — to
+ * the supervisor, whose private socket is its $NOTIFY_SOCKET — and on SIGTERM stops accepting, finishes what
+ * it has and exits 0.
+ */
+
+static void listeners_register(Worker *w, bool on)
+{
+        if (w->listening == on)
+                return;
+        for (size_t i = 0; i < w->n_listeners; i++) {
+                Listener *li = &w->listeners[i];
+                int r = on ? loop_add(&w->loop, &li->watch, EPOLLIN | EPOLLEXCLUSIVE)
+                           : loop_del(&w->loop, &li->watch);
+                if (r < 0)
+                        log_warning_errno(r, "cannot %s listening socket %i: %m", on ? "watch" : "unwatch",
+                                          li->watch.fd);
+        }
+        w->listening = on;
+}
+
+void worker_connection_closed(Worker *w)
+{
+        if (w->draining) {
+                if (w->n_conns == 0)
+                        w->loop.quit = true;
+                return;
+        }
+        if (!w->listening && w->n_conns < WORKER_CONNECTIONS_MAX)
+                listeners_register(w, true);
+}
+
+static void on_listener(Loop *l, IoWatch *watch, uint32_t events)
+{
+        Listener *li = container_of(watch, Listener, watch);
+        Worker *w = container_of(l, Worker, loop);
+
+        for (int i = 0; i < ACCEPT_BATCH && w->listening; i++) {
+                int fd = accept4(li->watch.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+                if (fd < 0) {
+                        if (errno == EAGAIN || errno == EINTR)
+                                return;
+                        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                                /* Out of descriptors or memory: leave the connection in the backlog (another
+                                 * worker, or this one after a close, takes it) instead of spinning on a
+                                 * level-triggered listener. */
+                                log_warning_errno(errno, "accept: %m; pausing accepts until a connection closes");
+                                if (w->n_conns > 0)
+                                        listeners_register(w, false);
+                                return;
+                        }
+                        continue; /* ECONNABORTED and network errors concern only that connection */
+                }
+                conn_accept(w, fd, li->protocol);
+                if (w->n_conns >= WORKER_CONNECTIONS_MAX)
+                        listeners_register(w, false);
+        }
+}
+
+static void worker_begin_drain(Worker *w)
+{
+        if (w->draining)
+                return;
+        log_worker_event(LOG_INFO, 0, "drain", (int) w->slot, getpid(),
+                         "stopping: no new connections, finishing %u open", w->n_conns);
+        (void) sd_notify(0, "STOPPING=1");
+        listeners_register(w, false);
+        for (size_t i = 0; i < w->n_listeners; i++)
+                w->listeners[i].watch.fd = safe_close(w->listeners[i].watch.fd);
+        w->n_listeners = 0;
+        w->draining = true;
+        for (Conn *c = w->conns, *next; c; c = next) {
+                next = c->next;
+                conn_begin_drain(c);
+        }
+        if (w->n_conns == 0)
+                w->loop.quit = true;
+}
+
+static void on_signal(Loop *l, IoWatch *watch, uint32_t events)
+{
+        Worker *w = container_of(l, Worker, loop);
+        struct signalfd_siginfo si;
+
+        while (read(watch->fd, &si, sizeof si) == (ssize_t) sizeof si)
+                if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
+                        worker_begin_drain(w);
+}
+
+static void after_batch(Loop *l)
+{
+        conns_release_closed(container_of(l, Worker, loop));
+}
+
+static int worker_setup_signals(Worker *w)
+{
+        sigset_t mask;
+
+        /* A peer that resets mid-write must cost an EPIPE, not the process. */
+        signal(SIGPIPE, SIG_IGN);
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+                return negative_errno();
+        w->signal_watch.fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+        if (w->signal_watch.fd < 0)
+                return negative_errno();
+        w->signal_watch.handler = on_signal;
+        return loop_add(&w->loop, &w->signal_watch, EPOLLIN);
+}
+
+int worker_main(const Options *o)
+{
+        static Worker worker; /* large (listener table); static keeps it off the stack */
+        Worker *w = &worker;
+        char **names = NULL;
+        int n, r;
+
+        w->slot = o->worker_slot;
+        log_setup("drover", (int) w->slot);
+        (void) prctl(PR_SET_NAME, "drover-worker");
+
+        n = sd_listen_fds_with_names(true, &names);
+        if (n < 0)
+                return log_error_errno(n, "cannot take the sockets passed in: %m"), EX_OSERR;
+        if (n == 0) {
+                log_error("worker mode is internal: started without sockets (LISTEN_FDS) for this process");
+                return EX_USAGE;
+        }
+
+        r = loop_init(&w->loop);
+        if (r < 0)
+                return log_error_errno(r, "epoll: %m"), EX_OSERR;
+        w->loop.after_batch = after_batch;
+        loop_add_queue(&w->loop, &w->q_header, HEADER_TIMEOUT_MS, conn_timeout);
+        loop_add_queue(&w->loop, &w->q_idle, KEEPALIVE_TIMEOUT_MS, conn_timeout);
+        loop_add_queue(&w->loop, &w->q_write, WRITE_TIMEOUT_MS, conn_timeout);
+        loop_add_queue(&w->loop, &w->q_drain, DRAIN_IDLE_MS, conn_timeout);
+
+        const char *root = o->root ? o->root : DROVER_DEFAULT_ROOT;
+        r = static_handler_init(&w->static_handler, root, DROVER_MIME_TYPES);
+        if (r < 0)
+                return log_error_errno(r, "--root: cannot open '%s': %m", root), EX_CONFIG;
+
+        r = worker_setup_signals(w);
+        if (r < 0)
+                return log_error_errno(r, "signals: %m"), EX_OSERR;
+
+        for (int i = 0; i < n && (size_t) i < LISTEN_MAX; i++) {
+                int fd = SD_LISTEN_FDS_START + i;
+                /* O_NONBLOCK lives on the shared open file description: the supervisor set it already, but a
+                 * worker must never block in accept() even if started some other way. */
+                (void) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+                (void) fcntl(fd, F_SETFD, FD_CLOEXEC);
+                w->listeners[w->n_listeners++] = (Listener){
+                        .watch = { .fd = fd, .handler = on_listener },
+                        .protocol = protocol_from_fd_name(names ? names[i] : NULL, PROTOCOL_HTTP),
+                };
+        }
+        for (int i = 0; names && i < n; i++)
+                free(names[i]);
+        free(names);
+
+        listeners_register(w, true);
+        (void) sd_notify(0, "READY=1");
+
+        r = loop_run(&w->loop);
+        if (r < 0)
+                return log_error_errno(r, "event loop failed: %m"), EX_SOFTWARE;
+
+        static_handler_done(&w->static_handler);
+        return 0;
+}
