@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 #include "common/log.h"
 #include "common/macro.h"
 #include "common/notify.h"
+#include "config.h"
 #include "supervisor/supervisor.h"
 
 /*
@@ -418,9 +420,11 @@ int supervisor_main(const Options *o)
 
         /* Everything that can be checked before forking: a bad root is a config error, not a crash loop. */
         {
-                const char *root = o->root;
-                if (root && access(root, R_OK | X_OK) < 0) {
-                        log_error("--root: invalid value '%s': %m; expected a readable directory", root);
+                const char *root = o->root ?: DROVER_DEFAULT_ROOT;
+                _cleanup_close_ int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (fd < 0) {
+                        log_error_errno(errno, "--root: invalid value '%s'%s: %m; expected a readable directory", root,
+                                  o->root ? "" : " (the default site)");
                         return EX_CONFIG;
                 }
         }
