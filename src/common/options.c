@@ -45,9 +45,12 @@ int options_parse(int argc, char *argv[], unsigned default_workers, Options *ret
         Options o = { .workers = default_workers };
         int c;
 
+        const char *last_value = NULL;
+
         optind = 0; /* full re-initialisation, so the parser can run more than once (tests) */
         opterr = 0;
         while ((c = getopt_long(argc, argv, "+:w:l:r:h", long_options, NULL)) >= 0) {
+                last_value = optarg;
                 switch (c) {
                 case 'w':
                         if (parse_unsigned(optarg, 1, WORKERS_MAX, &o.workers) < 0)
@@ -84,16 +87,27 @@ int options_parse(int argc, char *argv[], unsigned default_workers, Options *ret
                 case ':':
                         FAIL(-EINVAL, "option '%s' requires a value", argv[optind - 1]);
                 case '?':
-                default:
-                        if (optopt)
+                default: {
+                        const char *arg = argv[optind - 1];
+                        if (strneq(arg, "--", 2)) {
+                                /* A long option: unknown, or a flag given a value ("--help=yes"). */
+                                size_t n = strcspn(arg + 2, "=");
+                                for (const struct option *lo = long_options; lo->name; lo++)
+                                        if (strlen(lo->name) == n && strneq(arg + 2, lo->name, n))
+                                                FAIL(-EINVAL, "option '--%s' does not take a value", lo->name);
+                                FAIL(-EINVAL, "unknown option '%.*s'", (int) (n + 2), arg);
+                        }
+                        if (optopt > 0 && optopt < 0x80)
                                 FAIL(-EINVAL, "unknown option '-%c'", optopt);
-                        FAIL(-EINVAL, "unknown option '%s'", argv[optind - 1]);
+                        FAIL(-EINVAL, "unknown option '%s'", arg);
+                }
                 }
         }
 
         if (optind < argc) {
-                /* getopt_long stops at "--" (consumed) or at the first non-option ("+" in optstring). */
-                if (!streq(argv[optind - 1], "--"))
+                /* getopt_long stops at "--" (consumed) or at the first non-option ("+" in optstring). A "--"
+                 * that was the value of the option before it ("-r --") is not the separator. */
+                if (!streq(argv[optind - 1], "--") || argv[optind - 1] == last_value)
                         FAIL(-EINVAL, "unexpected argument '%s' (a COMMAND goes after '--')", argv[optind]);
                 o.exec_argv = &argv[optind];
         }

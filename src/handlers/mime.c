@@ -46,7 +46,8 @@ int mime_table_parse(MimeTable *t, char *data)
 
         /* Stable order for duplicates: the first mapping of an extension in the file wins (mergesort-like
          * behaviour is not guaranteed by qsort, so keep the entry with the lower address on ties). */
-        qsort(entries, n, sizeof *entries, entry_cmp);
+        if (n > 0)
+                qsort(entries, n, sizeof *entries, entry_cmp);
         size_t w = 0;
         for (size_t i = 0; i < n; i++) {
                 if (w > 0 && strcasecmp(entries[w - 1].ext, entries[i].ext) == 0) {

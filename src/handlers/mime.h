@@ -17,7 +17,8 @@ typedef struct MimeTable {
 
 #define MIME_DEFAULT_TYPE "application/octet-stream"
 
-/* Pure: takes ownership of data (malloc'd, NUL-terminated). Returns 0 or -ENOMEM. */
+/* Pure: on success takes ownership of data (malloc'd, NUL-terminated); on failure (-ENOMEM) the caller
+ * keeps it. */
 int mime_table_parse(MimeTable *t, char *data);
 int mime_table_load(MimeTable *t, const char *path);
 void mime_table_done(MimeTable *t);

@@ -11,6 +11,7 @@
 #include "common/log.h"
 #include "common/macro.h"
 #include "handlers/static.h"
+#include "proto/http.h"
 
 #define INDEX_FILE "index.html"
 
@@ -87,6 +88,7 @@ static unsigned status_from_errno(int r)
         case -ELOOP:  /* symlink loop, or a magic link */
         case -EACCES:
         case -EPERM:
+        case -ENXIO:  /* a unix socket (or a device) in the root */
                 return 403;
         default:
                 return 500;
@@ -120,7 +122,11 @@ void static_handler_resolve(const StaticHandler *h, const char *path, size_t pat
                                 ? 404 : 301;
                         return;
                 }
-                int ifd = openat2_beneath(fd, INDEX_FILE);
+                /* Resolved from the root, not from the directory: an index that is a symlink to elsewhere
+                 * inside the root is fine; RESOLVE_BENEATH still keeps it inside. */
+                char index_path[HTTP_URL_MAX + sizeof INDEX_FILE + 1];
+                snprintf(index_path, sizeof index_path, "%s" INDEX_FILE, rel);
+                int ifd = openat2_beneath(h->root_fd, index_path);
                 if (ifd < 0) {
                         /* No index: no directory listings. */
                         ret->status = ifd == -ENOENT ? 403 : status_from_errno(ifd);

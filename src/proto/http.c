@@ -51,6 +51,11 @@ static int on_url(http_parser *p, const char *at, size_t len)
 static int on_header_field(http_parser *p, const char *at, size_t len)
 {
         HttpRequest *r = request_of(p);
+        /* Debian's http-parser is built non-strict and takes a space as part of a field name; RFC 9112 5.1
+         * says whitespace before the colon MUST be rejected (else "Content-Length : 5" frames a body that a
+         * lookup of Content-Length does not see). */
+        if (memchr(at, ' ', len))
+                return fail(r, 400);
         if (r->n_headers == 0 || r->in_value) {
                 if (r->n_headers >= HTTP_HEADERS_MAX)
                         return fail(r, 431);
@@ -127,6 +132,21 @@ void http_request_next(HttpRequest *r)
         http_parser_pause(&r->parser, 0);
 }
 
+/* RFC 9110 tchar */
+static bool is_tchar(char c)
+{
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+               (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+static bool looks_like_method(const char *p, size_t len)
+{
+        size_t i = 0;
+        while (i < len && is_tchar(p[i]))
+                i++;
+        return i == len || (i > 0 && p[i] == ' ') || (i == 0 && p[i] == ' ');
+}
+
 size_t http_request_feed(HttpRequest *r, const char *data, size_t len)
 {
         size_t n;
@@ -143,7 +163,9 @@ size_t http_request_feed(HttpRequest *r, const char *data, size_t len)
         if (r->error_status == 0) {
                 switch (e) {
                 case HPE_INVALID_METHOD:
-                        r->error_status = 501;
+                        /* A well-formed method this server does not know is 501; bytes that are no method at
+                         * all (a TLS hello, binary, HTML) are 400. */
+                        r->error_status = looks_like_method(data + n, len - n) ? 501 : 400;
                         break;
                 case HPE_HEADER_OVERFLOW:
                         r->error_status = 431;
@@ -214,22 +236,20 @@ int http_target_decode_path(const char *url, size_t url_len, char *out, size_t o
                 const char *s = memmem(url, url_len, "://", 3);
                 if (!s)
                         return -EINVAL;
-                p = memchr(s + 3, '/', (size_t) (end - s - 3));
-                if (!p)
-                        p = end; /* "http://host" means "/" */
+                /* The authority ends at the first '/', '?' or '#' (RFC 3986 3.2). */
+                p = s + 3;
+                while (p < end && *p != '/' && *p != '?' && *p != '#')
+                        p++;
         }
 
-        q = memchr(p, '?', (size_t) (end - p));
-        const char *path_end = q ? q : end;
-        if (p == path_end) {
-                if (out_size < 2)
-                        return -ENAMETOOLONG;
-                out[o++] = '/';
-        }
+        /* The path ends at '?' (the query) or '#' (a fragment, which clients should not send at all). */
+        const char *path_end = p;
+        while (path_end < end && *path_end != '?' && *path_end != '#')
+                path_end++;
+        q = path_end < end && *path_end == '?' ? path_end : NULL;
+
         for (; p < path_end; p++) {
                 char c = *p;
-                if (c == '#')
-                        break;
                 if (c == '%') {
                         int hi, lo;
                         if (path_end - p < 3 || (hi = unhex(p[1])) < 0 || (lo = unhex(p[2])) < 0)
@@ -242,6 +262,11 @@ int http_target_decode_path(const char *url, size_t url_len, char *out, size_t o
                 if (o + 1 >= out_size)
                         return -ENAMETOOLONG;
                 out[o++] = c;
+        }
+        if (o == 0) { /* "http://host" and "http://host?x" mean "/" */
+                if (out_size < 2)
+                        return -ENAMETOOLONG;
+                out[o++] = '/';
         }
         out[o] = '\0';
         if (ret_query_off)
