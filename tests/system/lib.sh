@@ -29,9 +29,20 @@
 #   SYS_KEEP_TMP=1          keep the temporary directory (console log)
 #
 # Rules for test scripts: call sys_boot and fail from the main shell (not
-# from inside $(...) or a pipeline), and do not pipe command output into
-# `grep -q` (with pipefail the writer's SIGPIPE turns a match into a
-# failure); capture the output and use sys_contains / assert_contains.
+# from inside $(...) or a pipeline); leave the EXIT/INT/TERM/HUP traps to
+# this library; do not pipe command output into `grep -q` (with pipefail
+# the writer's SIGPIPE turns a match into a failure), capture the output
+# and use sys_contains / assert_contains instead.
+#
+# Teardown: on exit the container is powered off (SIGTERM to nspawn, at most
+# SYS_POWEROFF_TIMEOUT s), then its PID 1 is SIGKILLed if needed (that ends
+# its whole pid namespace; SIGKILL on nspawn alone would orphan it).  On
+# SIGINT/SIGTERM (meson's timeout) it is killed at once.  nspawn runs in its
+# own session with a parent-death signal, so even a SIGKILLed test shell
+# leaves no container behind, and in a private cgroup whose leftovers the
+# next run removes.  The container's journal and installed files live in
+# tmpfs and vanish with it; only meson-logs/install-log.txt is written to
+# the (bind-mounted) build directory.
 
 set -euo pipefail
 
@@ -56,13 +67,19 @@ SYS_FAST=0              # set on SIGINT/SIGTERM: kill rather than power off
 SYS_TEST_NAME=$(basename "$0" .sh)
 _sys_main_pid=$$
 _sys_failed=0
+_sys_pid1_killed=0
 _sys_last_err=""
 trap '_sys_last_err="line $LINENO: $BASH_COMMAND"' ERR
-_sys_t0=$SECONDS
+_sys_t0_us=${EPOCHREALTIME/[!0-9]/}
 
 # --- output ------------------------------------------------------------------
 
-log() { printf '# [%3ds] %s\n' "$((SECONDS - _sys_t0))" "$*"; }
+_sys_elapsed() {
+        local now=${EPOCHREALTIME/[!0-9]/}
+        local ms=$(((${now:-0} - _sys_t0_us) / 1000))
+        printf '%d.%02d' "$((ms / 1000))" "$((ms % 1000 / 10))"
+}
+log() { printf '# [%6ss] %s\n' "$(_sys_elapsed)" "$*"; }
 ok() { printf 'ok: %s\n' "$*"; }
 
 # fail MSG...: print MSG, dump diagnostics from the container, exit 1.
@@ -116,14 +133,14 @@ sys_require() {
                 _sys_skip "systemd-nspawn not found (package systemd-container)"
         [[ -x /usr/lib/systemd/systemd ]] || _sys_skip "/usr/lib/systemd/systemd not found"
         local t
-        for t in nsenter setsid setpriv pgrep ss curl meson; do
+        for t in nsenter setsid setpriv pgrep pkill ss curl meson; do
                 command -v "$t" >/dev/null || _sys_skip "$t not found"
         done
         # Misconfiguration is a failure, not a skip.
         [[ -f $DROVER_BUILD_ROOT/meson-info/meson-info.json ]] ||
                 fail "DROVER_BUILD_ROOT=$DROVER_BUILD_ROOT is not a meson build directory"
         [[ -x $DROVER_BIN ]] || fail "DROVER_BIN=$DROVER_BIN is not an executable (not built?)"
-        return 0
+        _sys_cleanup_stale
 }
 
 # sys_port_free PORT: fail unless nothing listens on TCP PORT.  The container
@@ -135,6 +152,24 @@ sys_port_free() {
                 "container shares the host network and drover.socket listens on $port):" \
                 $'\n'"$out"
         ok "nothing listens on TCP port $port on the host"
+}
+
+# sys_pick_port: print a TCP port that is free on the host right now. Tests move
+# drover.socket there with sys_listen_on instead of using 8080, which a drover
+# started by the README's quick start may hold.
+sys_pick_port() {
+        python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# sys_listen_on PORT [UNIT]: a drop-in, as an operator writes one, that moves the
+# socket unit (default drover.socket) to 127.0.0.1:PORT; then daemon-reload.
+sys_listen_on() {
+        local port=$1 unit=${2:-drover.socket}
+        sys_run mkdir -p "/etc/systemd/system/$unit.d"
+        printf '[Socket]\nListenStream=\nListenStream=127.0.0.1:%s\n' "$port" |
+                sys_run tee "/etc/systemd/system/$unit.d/port.conf" >/dev/null
+        sys_run systemctl daemon-reload
+        ok "$unit moved to 127.0.0.1:$port by a drop-in"
 }
 
 # --- small helpers ------------------------------------------------------------
@@ -195,6 +230,24 @@ sys_run() {
         nsenter -t "$SYS_PID1" -a "$@"
 }
 
+# _sys_cgroup_root HIERARCHY: mount point of the name=systemd (v1) or the
+# unified (v2, HIERARCHY empty) cgroup hierarchy; fails for the others.
+_sys_cgroup_root() {
+        case $1 in
+        name=systemd) [[ -d /sys/fs/cgroup/systemd ]] && echo /sys/fs/cgroup/systemd ;;
+        "")
+                if [[ $(stat -fc %T /sys/fs/cgroup/unified 2>/dev/null) == cgroup2fs ]]; then
+                        echo /sys/fs/cgroup/unified
+                elif [[ $(stat -fc %T /sys/fs/cgroup 2>/dev/null) == cgroup2fs ]]; then
+                        echo /sys/fs/cgroup
+                else
+                        return 1
+                fi
+                ;;
+        *) return 1 ;;
+        esac
+}
+
 # Create a cgroup below our own in the name=systemd (v1) and unified (v2)
 # hierarchies.  systemd-nspawn --keep-unit puts its "payload" and
 # "supervisor" cgroups below the cgroup it starts in; a private one keeps
@@ -206,19 +259,7 @@ _sys_cgroup_prepare() {
                 hier=${line#*:}
                 hier=${hier%%:*}
                 path=${line#*:*:}
-                root=""
-                case $hier in
-                name=systemd) root=/sys/fs/cgroup/systemd ;;
-                "")
-                        if [[ $(stat -fc %T /sys/fs/cgroup/unified 2>/dev/null) == cgroup2fs ]]; then
-                                root=/sys/fs/cgroup/unified
-                        elif [[ $(stat -fc %T /sys/fs/cgroup 2>/dev/null) == cgroup2fs ]]; then
-                                root=/sys/fs/cgroup
-                        fi
-                        ;;
-                esac
-                [[ -n $root ]] || continue
-                _sys_remove_stale "$root${path%/}"/drover-system-*
+                root=$(_sys_cgroup_root "$hier") || continue
                 dir=$root${path%/}/drover-system-$$
                 if mkdir "$dir" 2>/dev/null; then
                         SYS_CGROUPS+=("$dir")
@@ -230,8 +271,9 @@ _sys_cgroup_prepare() {
 
 # _sys_remove_stale PATH...: remove cgroups and temporary directories that a
 # run killed with SIGKILL left behind (named drover-system-PID*, PID dead).
-# Its container is gone (nspawn gets SIGTERM when its parent dies), so
-# the cgroups are empty; rmdir refuses anything that is not.
+# Its container is normally gone (nspawn gets SIGTERM when its parent
+# dies); should nspawn have been SIGKILLed too, its orphaned container is
+# still in the cgroup and gets killed.
 _sys_remove_stale() {
         local path pid
         for path; do
@@ -241,7 +283,7 @@ _sys_remove_stale() {
                 [[ -n $pid && $pid != *[!0-9]* ]] || continue
                 ! kill -0 "$pid" 2>/dev/null || continue
                 if [[ $path == /sys/fs/cgroup/* ]]; then
-                        find "$path" -depth -type d -exec rmdir {} + 2>/dev/null || true
+                        _sys_cgroup_remove "$path"
                 else
                         rm -rf -- "$path"
                 fi
@@ -258,24 +300,49 @@ _sys_cgroup_join() {
         done
 }
 
+# _sys_cgroup_remove DIR: kill what is left in one of our cgroups (only a
+# test container can be in there), then remove it and its children.
+_sys_cgroup_remove() {
+        local dir=$1 pid
+        for _ in 1 2 3 4 5 6 7 8 9 10; do
+                while read -r pid; do
+                        [[ -n $pid ]] || continue
+                        log "killing leftover process $pid in $dir"
+                        kill -KILL "$pid" 2>/dev/null || true
+                done < <(find "$dir" -name cgroup.procs -exec cat {} + 2>/dev/null)
+                find "$dir" -depth -type d -exec rmdir {} + 2>/dev/null || true
+                [[ -d $dir ]] || return 0
+                sleep 0.2
+        done
+        log "warning: could not remove cgroup $dir"
+}
+
 _sys_cgroup_cleanup() {
-        local dir pid
+        local dir
         for dir in "${SYS_CGROUPS[@]}"; do
-                [[ -d $dir ]] || continue
-                for _ in 1 2 3 4 5 6 7 8 9 10; do
-                        # Only processes of this test can be in there.
-                        while read -r pid; do
-                                [[ -n $pid ]] || continue
-                                log "killing leftover process $pid in $dir"
-                                kill -KILL "$pid" 2>/dev/null || true
-                        done < <(find "$dir" -name cgroup.procs -exec cat {} + 2>/dev/null)
-                        find "$dir" -depth -type d -exec rmdir {} + 2>/dev/null || true
-                        [[ -d $dir ]] || break
-                        sleep 0.2
-                done
-                [[ ! -d $dir ]] || log "warning: could not remove cgroup $dir"
+                [[ ! -d $dir ]] || _sys_cgroup_remove "$dir"
         done
         SYS_CGROUPS=()
+}
+
+# Remove what runs killed with SIGKILL left behind, before anything else
+# (an orphaned container could still hold the test port).
+_sys_cleanup_stale() {
+        local line hier path root stale
+        while IFS= read -r line; do
+                hier=${line#*:}
+                hier=${hier%%:*}
+                path=${line#*:*:}
+                root=$(_sys_cgroup_root "$hier") || continue
+                _sys_remove_stale "$root${path%/}"/drover-system-*
+        done </proc/self/cgroup
+        _sys_remove_stale "${TMPDIR:-/tmp}"/drover-system-*
+        for stale in /run/systemd/nspawn/propagate/drover-*-[0-9]*; do
+                if [[ -d $stale ]] && ! kill -0 "${stale##*-}" 2>/dev/null &&
+                        rmdir "$stale" 2>/dev/null; then
+                        log "removed stale $stale"
+                fi
+        done
 }
 
 # sys_boot NAME: boot a throw-away container.  The root is a tmpfs, /usr,
@@ -288,7 +355,6 @@ sys_boot() {
         [[ -z $SYS_NSPAWN_PID ]] || fail "sys_boot: a container is already running"
 
         SYS_MACHINE=$(printf 'drover-%s-%s' "$name" "$$" | tr -c 'a-zA-Z0-9-' '-' | cut -c1-60)
-        _sys_remove_stale "${TMPDIR:-/tmp}"/drover-system-*
         SYS_TMPDIR=$(mktemp -d "${TMPDIR:-/tmp}/drover-system-$$.XXXXXX")
         trap _sys_on_exit EXIT
         trap '_sys_on_signal 130' INT
@@ -374,42 +440,47 @@ _sys_wait_nspawn() {
         return 0
 }
 
-_sys_kill_pid1() {
+# SIGKILL the container's PID 1, which tears down its whole pid namespace
+# (killing only nspawn would orphan it), or nspawn's children while PID 1
+# is not known yet.
+_sys_kill_container() {
         if _sys_pid1_alive; then
-                log "killing the container's PID 1 ($SYS_PID1)"
+                ((_sys_pid1_killed)) || log "killing the container's PID 1 ($SYS_PID1)"
+                _sys_pid1_killed=1
                 kill -KILL "$SYS_PID1" 2>/dev/null || true
+        elif [[ -n $SYS_NSPAWN_PID ]] && kill -0 "$SYS_NSPAWN_PID" 2>/dev/null; then
+                pkill -KILL -P "$SYS_NSPAWN_PID" 2>/dev/null || true
         fi
 }
 
 _sys_teardown() {
         [[ -n $SYS_NSPAWN_PID ]] || return 0
+        if ((!SYS_FAST)) && kill -0 "$SYS_NSPAWN_PID" 2>/dev/null; then
+                log "powering off container $SYS_MACHINE"
+                # nspawn turns SIGTERM into a poweroff request to PID 1.
+                kill -TERM "$SYS_NSPAWN_PID" 2>/dev/null || true
+                _sys_wait_nspawn "$SYS_POWEROFF_TIMEOUT" ||
+                        log "no clean poweroff; killing the container"
+        fi
+        # After a signal (the test runner may SIGKILL us soon) or a failed
+        # poweroff: kill.  A process nsenter'ed into the container whose
+        # nsenter died is reparented to the host's init, and the container's
+        # pid namespace is gone only once that init has reaped it.
+        local deadline=$((SECONDS + 5))
+        while kill -0 "$SYS_NSPAWN_PID" 2>/dev/null && ((SECONDS < deadline)); do
+                _sys_kill_container
+                sleep 0.1
+        done
         if kill -0 "$SYS_NSPAWN_PID" 2>/dev/null; then
-                if ((SYS_FAST)); then
-                        # A signal: be quick, the runner may SIGKILL us soon.
-                        _sys_kill_pid1
-                        _sys_wait_nspawn 5 || true
-                else
-                        log "powering off container $SYS_MACHINE"
-                        # nspawn turns SIGTERM into a poweroff request to PID 1.
-                        kill -TERM "$SYS_NSPAWN_PID" 2>/dev/null || true
-                        if ! _sys_wait_nspawn "$SYS_POWEROFF_TIMEOUT"; then
-                                log "no clean poweroff; killing the container"
-                                # Killing PID 1 tears down the whole pid
-                                # namespace; killing only nspawn would orphan it.
-                                _sys_kill_pid1
-                                _sys_wait_nspawn 5 || true
-                        fi
-                fi
-                if kill -0 "$SYS_NSPAWN_PID" 2>/dev/null; then
-                        log "systemd-nspawn ($SYS_NSPAWN_PID) still running; SIGKILL"
-                        _sys_kill_pid1
-                        kill -KILL "$SYS_NSPAWN_PID" 2>/dev/null || true
-                fi
+                log "systemd-nspawn ($SYS_NSPAWN_PID) still running; SIGKILL"
+                kill -KILL "$SYS_NSPAWN_PID" 2>/dev/null || true
         fi
         wait "$SYS_NSPAWN_PID" 2>/dev/null || true
         # Should PID 1 have survived nspawn, do not leave it behind.
-        _sys_kill_pid1
+        _sys_kill_container
         SYS_NSPAWN_PID=""
+        # A killed nspawn leaves its (empty) mount propagation directory.
+        rmdir "/run/systemd/nspawn/propagate/$SYS_MACHINE" 2>/dev/null || true
 }
 
 _sys_on_signal() {
@@ -427,6 +498,11 @@ _sys_on_exit() {
                 printf 'FAIL: unexpected exit status %s (%s)\n' "$rc" "${_sys_last_err:-?}" >&2
                 _sys_diagnostics >&2
         fi
+        if ((SYS_FAST)) && [[ ${SYS_KEEP_TMP:-0} != 1 && -n $SYS_TMPDIR ]]; then
+                # Interrupted: we may not get to the end of this function.
+                rm -rf -- "$SYS_TMPDIR"
+                SYS_TMPDIR=""
+        fi
         _sys_teardown
         _sys_cgroup_cleanup
         if [[ -n $SYS_TMPDIR ]]; then
@@ -437,9 +513,9 @@ _sys_on_exit() {
                 fi
         fi
         if ((rc == 0)); then
-                log "$SYS_TEST_NAME: PASS ($((SECONDS - _sys_t0))s)"
+                log "$SYS_TEST_NAME: PASS ($(_sys_elapsed)s)"
         else
-                log "$SYS_TEST_NAME: exit status $rc ($((SECONDS - _sys_t0))s)"
+                log "$SYS_TEST_NAME: exit status $rc ($(_sys_elapsed)s)"
         fi
         exit "$rc"
 }

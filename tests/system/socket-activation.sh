@@ -5,7 +5,7 @@
 # Boots a throw-away container, installs the build tree with meson install
 # and checks the contract of units/drover.socket + units/drover.service:
 #   - starting drover.socket starts no drover process;
-#   - the first request on :8080 starts drover.service and is served the
+#   - the first request on :PORT starts drover.service and is served the
 #     default site (200, an HTML page that mentions drover);
 #   - the supervisor reports "Ready: N/N workers" (N = CPUs) with N worker
 #     processes ("drover --worker=SLOT") as its children;
@@ -15,7 +15,7 @@
 #     keeps listening; the supervisor stops its workers itself (systemd does
 #     not have to SIGKILL any, KillMode=mixed) and journals DROVER_EVENT=exit
 #     for each; the next request starts drover again;
-#   - stopping both leaves nothing listening on :8080.
+#   - stopping both leaves nothing listening on :PORT.
 #
 # Skips (exit 77) unless run as root on a machine with systemd-nspawn;
 # DROVER_REQUIRE_SYSTEM=1 turns the skip into a failure.
@@ -24,7 +24,7 @@ set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-PORT=8080
+PORT=$(sys_pick_port)
 URL=http://127.0.0.1:$PORT/
 
 # Host-side view of the port (the container shares the host's network).
@@ -33,8 +33,15 @@ port_closed() { ! port_listening; }
 
 unit_state() { sys_run systemctl is-active "$1" 2>/dev/null || true; }
 
-# "PID CMDLINE" lines of every process named drover in the container.
-drover_procs() { sys_run pgrep -a -x drover || true; }
+# "PID CMDLINE" lines of every drover process in the container: a name
+# starting with drover (workers call themselves drover-worker) or a
+# --worker= argument.
+drover_procs() {
+        local by_name by_arg
+        by_name=$(sys_run pgrep -a '^drover') || true
+        by_arg=$(sys_run pgrep -a -f -- '--worker=') || true
+        printf '%s\n%s\n' "$by_name" "$by_arg" | sed '/^$/d' | sort -un
+}
 
 assert_no_drover() {
         local procs
@@ -77,6 +84,7 @@ sys_port_free "$PORT"
 SYS_DIAG_UNITS=(drover.socket drover.service)
 sys_boot socket-activation
 sys_install
+sys_listen_on "$PORT"
 
 # --- the units are installed ---------------------------------------------------
 for unit in drover.socket drover.service; do
@@ -121,6 +129,10 @@ mapfile -t worker_pids <<<"$workers"
 [[ -n $workers ]] || worker_pids=()
 assert_eq "worker processes ('--worker=' in cmdline) under the supervisor (pid $pid1)" \
         "${#worker_pids[@]}" "$total"
+# Also proves that drover_procs, used for the "nothing left" checks, sees them.
+procs=$(drover_procs)
+assert_eq "drover processes in the container (supervisor + workers)" \
+        "$(grep -c . <<<"$procs")" "$((total + 1))"
 
 # --- journal fields -------------------------------------------------------------------
 sys_wait_for -t 10 journal_has_worker_fields ||
@@ -138,9 +150,9 @@ events=$(grep -o '"DROVER_EVENT":"[^"]*"' <<<"$journal" | sed 's/.*:"//; s/"$//'
 log "DROVER_EVENT values so far: ${events:-none}"
 
 # --- stopping the service keeps the socket ----------------------------------------------
-t=$SECONDS
+t=${EPOCHREALTIME/[!0-9]/}
 sys_run timeout 30 systemctl stop drover.service || fail "systemctl stop drover.service failed or took >30s"
-log "systemctl stop drover.service took $((SECONDS - t))s"
+log "systemctl stop drover.service took $(((${EPOCHREALTIME/[!0-9]/} - t) / 1000)) ms"
 assert_eq "drover.service state after stop" "$(unit_state drover.service)" inactive
 assert_no_drover "after stopping drover.service"
 # KillMode=mixed: systemd sends SIGTERM to the supervisor only and SIGKILLs
