@@ -34,11 +34,5 @@ int main(int argc, char *argv[])
                 puts("drover " PACKAGE_VERSION);
                 return 0;
         }
-        if (o.exec_argv) {
-                fprintf(stderr, "drover: running '%s' as exec workers (-- COMMAND) is not supported in this version\n",
-                        o.exec_argv[0]);
-                return EX_USAGE;
-        }
-
         return o.worker_mode ? worker_main(&o) : supervisor_main(&o);
 }

@@ -39,6 +39,13 @@ int log_internal(int level, int error, const LogContext *ctx, const char *format
 /* A lifecycle event about one worker: carries DROVER_EVENT, DROVER_WORKER_SLOT and DROVER_WORKER_PID. */
 #define log_worker_event(level, error, ev, s, p, ...)                                                          \
         log_internal((level), (error), &(const LogContext){ .event = (ev), .slot = (s), .pid = (p) }, __VA_ARGS__)
+/* The same, with a MESSAGE_ID= that the journal catalog explains. */
+#define log_worker_event_id(level, error, ev, s, p, mid, ...)                                                  \
+        log_internal((level), (error),                                                                          \
+                     &(const LogContext){ .event = (ev), .slot = (s), .pid = (p), .message_id = (mid) }, __VA_ARGS__)
+#define log_event_id(level, error, ev, mid, ...)                                                                \
+        log_internal((level), (error), &(const LogContext){ .event = (ev), .slot = -1, .message_id = (mid) },   \
+                     __VA_ARGS__)
 #define log_event(level, error, ev, ...)                                                                        \
         log_internal((level), (error), &(const LogContext){ .event = (ev), .slot = -1 }, __VA_ARGS__)
 

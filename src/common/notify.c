@@ -46,6 +46,8 @@ int notify_parse(const char *buf, size_t len, NotifyMessage *ret)
                         m.watchdog = true;
                 else if (line_is(p, l, "WATCHDOG=trigger"))
                         m.watchdog_trigger = true;
+                else if (line_is(p, l, "X_DROVER_RETIRE=1"))
+                        m.retire = true;
                 else if (line_value(p, l, "STATUS", &v, &vlen)) {
                         vlen = MIN(vlen, sizeof m.status - 1);
                         memcpy(m.status, v, vlen);

@@ -14,6 +14,7 @@ typedef struct NotifyMessage {
         bool stopping;
         bool watchdog;
         bool watchdog_trigger;
+        bool retire; /* X_DROVER_RETIRE=1: max-requests reached, replace me */
         bool has_status;
         char status[256];
         int errno_value; /* 0 if none */

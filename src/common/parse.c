@@ -154,3 +154,85 @@ int format_listen_address(const ListenAddress *a, char *buf, size_t len)
         }
         return n < 0 || (size_t) n >= len ? -ENOBUFS : 0;
 }
+
+int parse_duration(const char *s, uint64_t *ret_usec)
+{
+        static const struct {
+                const char *name;
+                uint64_t usec;
+        } units[] = {
+                /* longest first where one name prefixes another ("ms" before "m", "min" before "m") */
+                { "usec", 1 },
+                { "us", 1 },
+                { "msec", USEC_PER_MSEC },
+                { "ms", USEC_PER_MSEC },
+                { "seconds", USEC_PER_SEC },
+                { "second", USEC_PER_SEC },
+                { "sec", USEC_PER_SEC },
+                { "s", USEC_PER_SEC },
+                { "minutes", 60 * USEC_PER_SEC },
+                { "minute", 60 * USEC_PER_SEC },
+                { "min", 60 * USEC_PER_SEC },
+                { "m", 60 * USEC_PER_SEC },
+                { "hours", 3600 * USEC_PER_SEC },
+                { "hour", 3600 * USEC_PER_SEC },
+                { "hr", 3600 * USEC_PER_SEC },
+                { "h", 3600 * USEC_PER_SEC },
+                { "days", 86400 * USEC_PER_SEC },
+                { "day", 86400 * USEC_PER_SEC },
+                { "d", 86400 * USEC_PER_SEC },
+        };
+        uint64_t total = 0;
+        bool any = false;
+
+        if (!s)
+                return -EINVAL;
+        for (const char *p = s;;) {
+                uint64_t whole = 0, frac = 0, frac_div = 1, unit = USEC_PER_SEC;
+                bool digits = false;
+
+                while (*p == ' ')
+                        p++;
+                if (*p == '\0')
+                        break;
+                for (; *p >= '0' && *p <= '9'; p++, digits = true) {
+                        if (whole > DURATION_MAX)
+                                return -ERANGE;
+                        whole = whole * 10 + (uint64_t) (*p - '0');
+                }
+                if (*p == '.') {
+                        for (p++; *p >= '0' && *p <= '9'; p++, digits = true)
+                                if (frac_div < 1000000000ULL) {
+                                        frac = frac * 10 + (uint64_t) (*p - '0');
+                                        frac_div *= 10;
+                                }
+                }
+                if (!digits)
+                        return -EINVAL;
+                while (*p == ' ')
+                        p++;
+                if (*p >= 'a' && *p <= 'z') {
+                        size_t i, n = 0;
+                        while (p[n] >= 'a' && p[n] <= 'z')
+                                n++;
+                        for (i = 0; i < ELEMENTSOF(units); i++)
+                                if (strlen(units[i].name) == n && strneq(p, units[i].name, n))
+                                        break;
+                        if (i == ELEMENTSOF(units))
+                                return -EINVAL;
+                        unit = units[i].usec;
+                        p += n;
+                } else if (any)
+                        return -EINVAL; /* "1min 30": only the first (or only) number may go bare */
+                if (whole > DURATION_MAX / unit)
+                        return -ERANGE;
+                total += whole * unit + frac * unit / frac_div;
+                if (total > DURATION_MAX)
+                        return -ERANGE;
+                any = true;
+        }
+        if (!any)
+                return -EINVAL;
+        *ret_usec = total;
+        return 0;
+}

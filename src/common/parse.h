@@ -39,3 +39,11 @@ int parse_listen_address(const char *s, ListenAddress *ret);
 int format_listen_address(const ListenAddress *a, char *buf, size_t len);
 
 int parse_unsigned(const char *s, unsigned min, unsigned max, unsigned *ret);
+
+#define USEC_PER_MSEC 1000ULL
+#define USEC_PER_SEC 1000000ULL
+#define DURATION_MAX (365ULL * 24 * 3600 * USEC_PER_SEC)
+
+/* systemd-style durations: "500ms", "10s", "2min", "1h 30min", "1.5s"; a bare number is seconds. Units: us,
+ * ms, s/sec, m/min, h/hr, d. Result in microseconds, at most DURATION_MAX. */
+int parse_duration(const char *s, uint64_t *ret_usec);

@@ -60,28 +60,31 @@ static void format_pid(char *buf, pid_t pid)
         *buf = '\0';
 }
 
-static void child_fail(const char *what)
+static void child_fail(int exec_fd, const char *what)
 {
         /* Only async-signal-safe calls here: the supervisor's state is not ours to use. */
-        const char *e = strerror(errno);
+        int e_num = errno;
+        const char *e = strerror(e_num);
         struct iovec iov[] = {
                 { (void *) "drover: worker: ", 16 }, { (void *) what, strlen(what) }, { (void *) ": ", 2 },
                 { (void *) e, strlen(e) },           { (void *) "\n", 1 },
         };
         (void) !writev(STDERR_FILENO, iov, ELEMENTSOF(iov));
+        (void) !write(exec_fd, &e_num, sizeof e_num);
         _exit(EXIT_SPAWN_FAILED);
 }
 
-_noreturn_ static void child(const SpawnContext *ctx, char **envp, char *listen_pid_value, pid_t parent)
+_noreturn_ static void child(const SpawnContext *ctx, char **envp, char *listen_pid_value, char *watchdog_pid_value,
+                             pid_t parent, int exec_fd)
 {
         sigset_t none;
-        int tmp[LISTEN_MAX];
-        size_t n = ctx->n_sockets;
+        int tmp[LISTEN_MAX + 1];
+        size_t n = ctx->n_sockets, n_fds = n + (ctx->stats_fd >= 0);
 
         /* No worker may outlive the supervisor, even one killed with SIGKILL. Check the parent afterwards:
          * it may have died before the prctl() took effect. */
         if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
-                child_fail("prctl(PR_SET_PDEATHSIG)");
+                child_fail(exec_fd, "prctl(PR_SET_PDEATHSIG)");
         if (getppid() != parent)
                 _exit(EXIT_SPAWN_FAILED);
 
@@ -91,40 +94,50 @@ _noreturn_ static void child(const SpawnContext *ctx, char **envp, char *listen_
                         (void) signal(sig, SIG_DFL);
         sigemptyset(&none);
         if (sigprocmask(SIG_SETMASK, &none, NULL) < 0)
-                child_fail("sigprocmask");
+                child_fail(exec_fd, "sigprocmask");
 
-        /* Sockets to 3, 4, ... in two steps, so that a socket already sitting at another socket's target number
-         * is not overwritten; dup2() to the target clears FD_CLOEXEC on exactly these. */
-        for (size_t i = 0; i < n; i++) {
-                tmp[i] = fcntl(ctx->sockets[i].fd, F_DUPFD_CLOEXEC, (int) (3 + n));
+        /* The exec-status pipe must survive the shuffle below: move it above every target first. */
+        exec_fd = fcntl(exec_fd, F_DUPFD_CLOEXEC, (int) (3 + n_fds));
+        if (exec_fd < 0)
+                _exit(EXIT_SPAWN_FAILED);
+
+        /* Sockets to 3, 4, ..., then the stats memfd, in two steps, so that an fd already sitting at another's
+         * target number is not overwritten; dup2() to the target clears FD_CLOEXEC on exactly these. */
+        for (size_t i = 0; i < n_fds; i++) {
+                tmp[i] = fcntl(i < n ? ctx->sockets[i].fd : ctx->stats_fd, F_DUPFD_CLOEXEC, (int) (3 + n_fds));
                 if (tmp[i] < 0)
-                        child_fail("fcntl(F_DUPFD_CLOEXEC)");
+                        child_fail(exec_fd, "fcntl(F_DUPFD_CLOEXEC)");
         }
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < n_fds; i++)
                 if (dup2(tmp[i], (int) (3 + i)) < 0)
-                        child_fail("dup2");
-        /* Everything above the sockets goes, whether or not it was close-on-exec: the supervisor's own fds
-         * and anything its parent leaked to it. */
-        if (close_range((unsigned) (3 + n), ~0U, 0) < 0)
-                child_fail("close_range");
+                        child_fail(exec_fd, "dup2");
+        /* Everything above goes, whether or not it was close-on-exec: the supervisor's own fds and anything its
+         * parent leaked to it; but the exec-status pipe, which is close-on-exec, until the exec. */
+        if ((exec_fd > (int) (3 + n_fds) && close_range((unsigned) (3 + n_fds), (unsigned) exec_fd - 1, 0) < 0) ||
+            close_range((unsigned) exec_fd + 1, ~0U, 0) < 0)
+                child_fail(exec_fd, "close_range");
 
         format_pid(listen_pid_value, getpid());
+        if (watchdog_pid_value)
+                format_pid(watchdog_pid_value, getpid());
         execve(ctx->exe, ctx->argv, envp);
-        child_fail(ctx->exe);
+        child_fail(exec_fd, ctx->exe);
         _exit(EXIT_SPAWN_FAILED);
 }
 
-int spawn_worker(const SpawnContext *ctx, pid_t *ret_pid, int *ret_pidfd)
+int spawn_worker(const SpawnContext *ctx, pid_t *ret_pid, int *ret_pidfd, int *ret_exec_fd)
 {
-        char listen_fds[32], listen_pid[32] = "LISTEN_PID=", fdnames[LISTEN_MAX * 65 + 32], notify[160];
+        char listen_fds[32], listen_pid[32] = "LISTEN_PID=", fdnames[LISTEN_MAX * 65 + 32], notify[160],
+                watchdog_usec[48], watchdog_pid[32] = "WATCHDOG_PID=", stats[64];
         _cleanup_free_ char **envp = NULL;
+        _cleanup_close_ int exec_read = -EBADF, exec_write = -EBADF;
         size_t n = 0;
         pid_t parent = getpid(), pid;
-        int pidfd;
+        int pidfd, pipefd[2];
 
         while (ctx->envp[n])
                 n++;
-        envp = calloc(n + 5, sizeof *envp);
+        envp = calloc(n + 8, sizeof *envp);
         if (!envp)
                 return -ENOMEM;
         memcpy(envp, ctx->envp, n * sizeof *envp);
@@ -134,15 +147,32 @@ int spawn_worker(const SpawnContext *ctx, pid_t *ret_pid, int *ret_pidfd)
         envp[n++] = listen_fds;
         envp[n++] = fdnames;
         envp[n++] = notify;
-        /* The child writes its own PID here after fork(): the value systemd would set. */
+        /* The child writes its own PID into these after fork(): the values systemd would set. */
         envp[n++] = listen_pid;
+        if (ctx->watchdog_usec > 0) {
+                snprintf(watchdog_usec, sizeof watchdog_usec, "WATCHDOG_USEC=%llu",
+                         (unsigned long long) ctx->watchdog_usec);
+                envp[n++] = watchdog_usec;
+                envp[n++] = watchdog_pid;
+        }
+        if (ctx->stats_fd >= 0) {
+                snprintf(stats, sizeof stats, "DROVER_STATS=%zu:%i", 3 + ctx->n_sockets, ctx->stats_index);
+                envp[n++] = stats;
+        }
         envp[n] = NULL;
+
+        if (pipe2(pipefd, O_CLOEXEC | O_NONBLOCK) < 0)
+                return negative_errno();
+        exec_read = pipefd[0];
+        exec_write = pipefd[1];
 
         pid = fork();
         if (pid < 0)
                 return negative_errno();
         if (pid == 0)
-                child(ctx, envp, listen_pid + STRLEN("LISTEN_PID="), parent);
+                child(ctx, envp, listen_pid + STRLEN("LISTEN_PID="),
+                      ctx->watchdog_usec > 0 ? watchdog_pid + STRLEN("WATCHDOG_PID=") : NULL, parent, exec_write);
+        exec_write = safe_close(exec_write);
 
         /* The child cannot be reaped before this: only we wait for it, from the event loop. A pidfd is
          * close-on-exec from birth. */
@@ -155,5 +185,29 @@ int spawn_worker(const SpawnContext *ctx, pid_t *ret_pid, int *ret_pidfd)
         }
         *ret_pid = pid;
         *ret_pidfd = pidfd;
+        *ret_exec_fd = TAKE_FD(exec_read);
         return 0;
+}
+
+int resolve_command(const char *name, char **ret)
+{
+        const char *path = getenv("PATH") ?: "/usr/local/bin:/usr/bin:/bin";
+        char buf[4096];
+
+        if (strchr(name, '/')) {
+                if (access(name, X_OK) < 0)
+                        return negative_errno();
+                *ret = strdup(name);
+                return *ret ? 0 : -ENOMEM;
+        }
+        for (const char *p = path; *p;) {
+                const char *colon = strchrnul(p, ':');
+                int n = snprintf(buf, sizeof buf, "%.*s/%s", (int) (colon - p), p, name);
+                if (n > 0 && (size_t) n < sizeof buf && colon > p && access(buf, X_OK) == 0) {
+                        *ret = strdup(buf);
+                        return *ret ? 0 : -ENOMEM;
+                }
+                p = *colon ? colon + 1 : colon;
+        }
+        return -ENOENT;
 }

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -15,6 +17,7 @@
 
 #include "common/log.h"
 #include "common/macro.h"
+#include "common/messages.h"
 #include "common/notify.h"
 #include "config.h"
 #include "supervisor/supervisor.h"
@@ -23,19 +26,32 @@
  * The supervisor: one sd-event loop, no request handling. It holds the listening sockets, keeps one worker
  * process per slot, learns of every exit from the worker's pidfd (no SIGCHLD handler, no wait() loop), hears
  * the workers' sd_notify() messages on a private socket, and tells systemd about the pool as a whole.
+ *
+ * Time is kept with deadlines, never with a polling tick: each process has a watchdog deadline (moved on each
+ * WATCHDOG=1), a kill deadline once stopping, each slot a respawn deadline while backing off. While the pool is
+ * idle the only wake-ups are the workers' pings and the systemd watchdog pets.
  */
 
-#define BACKOFF_MIN_USEC (100 * 1000ULL)
-#define BACKOFF_MAX_USEC (30 * 1000 * 1000ULL)
-#define HEALTHY_RUN_USEC (10 * 1000 * 1000ULL) /* a worker up this long resets its slot's backoff */
-#define GRACEFUL_TIMEOUT_USEC (30 * 1000 * 1000ULL)
+#define BACKOFF_MIN_USEC (100 * USEC_PER_MSEC)
+#define BACKOFF_MAX_USEC (30 * USEC_PER_SEC)
+#define HEALTHY_RUN_USEC (10 * USEC_PER_SEC) /* a worker up this long resets its slot's backoff */
+#define WATCHDOG_KILL_GRACE_USEC (2 * USEC_PER_SEC) /* SIGABRT (core dump) to SIGKILL */
+#define KILL_MARGIN_USEC (2 * USEC_PER_SEC)  /* beyond --graceful-timeout, which workers enforce themselves */
+#define STATUS_INTERVAL_USEC USEC_PER_SEC
 
-static const char *const state_names[] = {
-        [WORKER_EMPTY] = "empty",
-        [WORKER_STARTING] = "starting",
-        [WORKER_READY] = "ready",
-        [WORKER_STOPPING] = "stopping",
+static const char *const process_state_names[] = {
+        [PROCESS_STARTING] = "starting",
+        [PROCESS_READY] = "ready",
+        [PROCESS_STOPPING] = "stopping",
+        [PROCESS_KILLED] = "killed",
 };
+
+static void update_status(Supervisor *s);
+static uint64_t slot_schedule(WorkerSlot *w);
+static uint64_t backoff_delay(const WorkerSlot *w);
+static void slot_start(WorkerSlot *w);
+static void reload_advance(Supervisor *s);
+static void reload_finish(Supervisor *s, bool ok);
 
 static uint64_t now_usec(Supervisor *s)
 {
@@ -44,146 +60,359 @@ static uint64_t now_usec(Supervisor *s)
         return t;
 }
 
-static unsigned count_state(const Supervisor *s, WorkerState st)
+static bool is_exec_pool(const Supervisor *s)
+{
+        return s->argv_exec != NULL;
+}
+
+/* ---- counting ---------------------------------------------------------------------------------------- */
+
+static unsigned count_ready_slots(const Supervisor *s)
 {
         unsigned n = 0;
         for (unsigned i = 0; i < s->n_slots; i++)
-                n += s->slots[i].state == st;
+                n += s->slots[i].current && s->slots[i].current->state == PROCESS_READY;
         return n;
 }
 
-static unsigned count_alive(const Supervisor *s)
+static unsigned count_processes(const Supervisor *s)
+{
+        unsigned n = 0;
+        for (Process *p = s->processes; p; p = p->next)
+                n++;
+        return n;
+}
+
+static unsigned count_backing_off(const Supervisor *s)
 {
         unsigned n = 0;
         for (unsigned i = 0; i < s->n_slots; i++)
-                n += s->slots[i].pid > 0;
+                n += s->slots[i].respawn_timer != NULL;
         return n;
 }
 
-/* STATUS= to systemd, only when it changed; READY=1 once every worker is ready. */
-static void update_status(Supervisor *s)
+static void stats_totals(const Supervisor *s, uint64_t *ret_requests, uint64_t *ret_accepted, uint64_t *ret_conns)
 {
-        char status[sizeof s->status];
-        unsigned ready = count_state(s, WORKER_READY);
+        uint64_t req = s->requests_dead, acc = s->accepted_dead, conns = 0;
+        for (Process *p = s->processes; p; p = p->next)
+                if (p->stats_index >= 0) {
+                        WorkerStats *st = &s->stats[p->stats_index];
+                        req += stats_load(st->requests);
+                        acc += stats_load(st->accepted);
+                        conns += stats_load(st->connections);
+                }
+        *ret_requests = req;
+        *ret_accepted = acc;
+        *ret_conns = conns;
+}
 
-        if (s->stopping)
-                snprintf(status, sizeof status, "Stopping: %u workers left", count_alive(s));
-        else {
-                unsigned waiting = 0;
-                for (unsigned i = 0; i < s->n_slots; i++)
-                        waiting += s->slots[i].state == WORKER_EMPTY && s->slots[i].failures > 0;
-                if (waiting > 0)
-                        snprintf(status, sizeof status, "Ready: %u/%u workers, %u backing off after crashes",
-                                 ready, s->n_slots, waiting);
-                else
-                        snprintf(status, sizeof status, "Ready: %u/%u workers", ready, s->n_slots);
+/* ---- shared stats records ---------------------------------------------------------------------------- */
+
+static int stats_open(Supervisor *s)
+{
+        _cleanup_close_ int fd = -EBADF;
+        void *p;
+
+        if (is_exec_pool(s))
+                return 0;
+        /* Room for every slot's current process and replacement, plus processes still draining after
+         * several quick reloads; a process that finds no free record simply runs without one. */
+        s->stats_capacity = 4 * (size_t) s->n_slots + 16;
+        fd = memfd_create("drover-stats", MFD_CLOEXEC);
+        if (fd < 0)
+                return negative_errno();
+        if (ftruncate(fd, (off_t) (s->stats_capacity * sizeof(WorkerStats))) < 0)
+                return negative_errno();
+        p = mmap(NULL, s->stats_capacity * sizeof(WorkerStats), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (p == MAP_FAILED)
+                return negative_errno();
+        s->stats_used = calloc(s->stats_capacity, sizeof(bool));
+        if (!s->stats_used) {
+                munmap(p, s->stats_capacity * sizeof(WorkerStats));
+                return -ENOMEM;
         }
+        s->stats = p;
+        s->stats_fd = TAKE_FD(fd);
+        return 0;
+}
 
-        if (!s->ready_sent && !s->stopping && ready == s->n_slots) {
-                s->ready_sent = true;
-                snprintf(s->status, sizeof s->status, "%s", status);
-                (void) sd_notifyf(false, "READY=1\nSTATUS=%s", status);
-                log_event(LOG_INFO, 0, "pool-ready", "%s", status);
+static int stats_acquire(Supervisor *s)
+{
+        for (size_t i = 0; s->stats && i < s->stats_capacity; i++)
+                if (!s->stats_used[i]) {
+                        s->stats_used[i] = true;
+                        memset(&s->stats[i], 0, sizeof s->stats[i]);
+                        return (int) i;
+                }
+        return -1;
+}
+
+static void stats_release(Supervisor *s, Process *p)
+{
+        if (p->stats_index < 0)
                 return;
-        }
-        if (!streq(status, s->status)) {
-                snprintf(s->status, sizeof s->status, "%s", status);
-                (void) sd_notifyf(false, "STATUS=%s", status);
-        }
+        WorkerStats *st = &s->stats[p->stats_index];
+        s->requests_dead += stats_load(st->requests);
+        s->accepted_dead += stats_load(st->accepted);
+        s->stats_used[p->stats_index] = false;
+        p->stats_index = -1;
 }
+
+/* ---- processes --------------------------------------------------------------------------------------- */
 
 static int on_child_exit(sd_event_source *src, const siginfo_t *si, void *userdata);
-static int on_respawn_timer(sd_event_source *src, uint64_t usec, void *userdata);
+static int on_exec_status(sd_event_source *src, int fd, uint32_t revents, void *userdata);
+static int on_process_watchdog(sd_event_source *src, uint64_t usec, void *userdata);
+static int on_process_kill(sd_event_source *src, uint64_t usec, void *userdata);
 
-static char **worker_argv(Supervisor *s, unsigned slot, char *slot_arg, size_t slot_arg_size, char *root_arg,
-                          size_t root_arg_size, char *argv[static 5])
+static Process *process_free(Process *p)
 {
-        size_t n = 0;
-        argv[n++] = (char *) "drover";
-        snprintf(slot_arg, slot_arg_size, "--worker=%u", slot);
-        argv[n++] = slot_arg;
-        if (s->options->root) {
-                snprintf(root_arg, root_arg_size, "--root=%s", s->options->root);
-                argv[n++] = root_arg;
-        }
-        argv[n] = NULL;
-        return argv;
+        if (!p)
+                return NULL;
+        Supervisor *s = p->supervisor;
+        if (p->prev)
+                p->prev->next = p->next;
+        else
+                s->processes = p->next;
+        if (p->next)
+                p->next->prev = p->prev;
+        stats_release(s, p);
+        sd_event_source_unref(p->child_source);
+        sd_event_source_unref(p->exec_source);
+        sd_event_source_unref(p->watchdog_timer);
+        sd_event_source_unref(p->kill_timer);
+        free(p);
+        return NULL;
 }
 
-static int worker_start(WorkerSlot *w)
+/* (Re)arms a one-shot deadline, creating the source on first use. */
+static int arm_timer(Supervisor *s, sd_event_source **src, uint64_t usec_from_now, sd_event_time_handler_t cb,
+                     void *userdata)
+{
+        if (*src) {
+                int r = sd_event_source_set_time_relative(*src, usec_from_now);
+                if (r < 0)
+                        return r;
+                return sd_event_source_set_enabled(*src, SD_EVENT_ONESHOT);
+        }
+        return sd_event_add_time_relative(s->event, src, CLOCK_MONOTONIC, usec_from_now, USEC_PER_MSEC, cb,
+                                          userdata);
+}
+
+static void process_mark_ready(Process *p);
+
+#define START_TIMEOUT_USEC (90 * USEC_PER_SEC)
+
+static uint64_t start_timeout(const Supervisor *s)
+{
+        return s->options->worker_watchdog_usec ?: START_TIMEOUT_USEC;
+}
+
+static Process *process_spawn(WorkerSlot *w)
 {
         Supervisor *s = w->supervisor;
-        char slot_arg[32], root_arg[4200], *argv[5];
-        pid_t pid;
+        const Options *o = s->options;
+        char slot_arg[32], root_arg[4200], graceful_arg[64], maxreq_arg[64], *builtin_argv[8];
+        _cleanup_close_ int exec_fd = -EBADF;
+        Process *p;
+        size_t n = 0;
         int pidfd, r;
+
+        p = calloc(1, sizeof *p);
+        if (!p) {
+                log_error_errno(ENOMEM, "worker %u: %m", w->index);
+                return NULL;
+        }
+        *p = (Process){ .supervisor = s, .slot = w, .slot_index = w->index, .state = PROCESS_STARTING,
+                        .generation = s->generation, .stats_index = stats_acquire(s) };
+
+        if (!is_exec_pool(s)) {
+                builtin_argv[n++] = (char *) "drover";
+                snprintf(slot_arg, sizeof slot_arg, "--worker=%u", w->index);
+                builtin_argv[n++] = slot_arg;
+                if (o->root) {
+                        snprintf(root_arg, sizeof root_arg, "--root=%s", o->root);
+                        builtin_argv[n++] = root_arg;
+                }
+                snprintf(graceful_arg, sizeof graceful_arg, "--graceful-timeout=%lluus",
+                         (unsigned long long) o->graceful_timeout_usec);
+                builtin_argv[n++] = graceful_arg;
+                if (o->max_requests > 0) {
+                        /* Jitter so that workers started together do not all retire together. */
+                        uint64_t jitter = 0;
+                        if (o->max_requests_jitter > 0 && getrandom(&jitter, sizeof jitter, GRND_NONBLOCK) < 0)
+                                jitter = (uint64_t) now_usec(s);
+                        if (o->max_requests_jitter > 0)
+                                jitter %= o->max_requests_jitter + 1;
+                        snprintf(maxreq_arg, sizeof maxreq_arg, "--max-requests=%llu",
+                                 (unsigned long long) (o->max_requests + jitter));
+                        builtin_argv[n++] = maxreq_arg;
+                }
+                builtin_argv[n] = NULL;
+        }
 
         SpawnContext ctx = {
                 .exe = s->exe,
-                .argv = worker_argv(s, w->slot, slot_arg, sizeof slot_arg, root_arg, sizeof root_arg, argv),
+                .argv = is_exec_pool(s) ? s->argv_exec : builtin_argv,
                 .envp = s->envp,
                 .sockets = s->sockets,
                 .n_sockets = s->n_sockets,
                 .fdnames = s->fdnames,
                 .notify_socket = s->notify_address,
+                .watchdog_usec = o->worker_watchdog_usec,
+                .stats_fd = p->stats_index >= 0 ? s->stats_fd : -EBADF,
+                .stats_index = p->stats_index,
         };
-        r = spawn_worker(&ctx, &pid, &pidfd);
-        if (r < 0)
-                return log_worker_event(LOG_ERR, r, "spawn-failed", (int) w->slot, 0, "worker %u: spawn failed: %m",
-                                        w->slot);
-
-        r = sd_event_add_child_pidfd(s->event, &w->child_source, pidfd, WEXITED, on_child_exit, w);
+        r = spawn_worker(&ctx, &p->pid, &pidfd, &exec_fd);
         if (r < 0) {
-                (void) kill(pid, SIGKILL);
-                (void) waitpid(pid, NULL, 0);
-                safe_close(pidfd);
-                return log_worker_event(LOG_ERR, r, "spawn-failed", (int) w->slot, pid,
-                                        "worker %u: cannot watch process %i: %m", w->slot, (int) pid);
+                log_worker_event(LOG_ERR, r, "spawn-failed", (int) w->index, 0, "worker %u: spawn failed: %m",
+                                 w->index);
+                stats_release(s, p);
+                free(p);
+                return NULL;
         }
-        (void) sd_event_source_set_child_pidfd_own(w->child_source, true);
 
-        w->pid = pid;
-        w->state = WORKER_STARTING;
-        w->started_usec = now_usec(s);
-        log_worker_event(LOG_INFO, 0, "spawn", (int) w->slot, pid, "worker %u: started as process %i", w->slot,
-                         (int) pid);
+        /* Linked first: from here on process_free() undoes everything. */
+        p->next = s->processes;
+        if (s->processes)
+                s->processes->prev = p;
+        s->processes = p;
+        p->started_usec = now_usec(s);
+
+        r = sd_event_add_child_pidfd(s->event, &p->child_source, pidfd, WEXITED, on_child_exit, p);
+        if (r < 0) {
+                (void) kill(p->pid, SIGKILL);
+                (void) waitpid(p->pid, NULL, 0);
+                safe_close(pidfd);
+                log_worker_event(LOG_ERR, r, "spawn-failed", (int) w->index, p->pid,
+                                 "worker %u: cannot watch process %i: %m", w->index, (int) p->pid);
+                return process_free(p);
+        }
+        (void) sd_event_source_set_child_pidfd_own(p->child_source, true);
+
+        r = sd_event_add_io(s->event, &p->exec_source, exec_fd, EPOLLIN, on_exec_status, p);
+        if (r >= 0) {
+                (void) sd_event_source_set_io_fd_own(p->exec_source, true);
+                TAKE_FD(exec_fd);
+        }
+
+        /* The start deadline: READY=1 within the watchdog period, or within START_TIMEOUT_USEC if there is no
+         * watchdog (systemd's default TimeoutStartSec=). */
+        (void) arm_timer(s, &p->watchdog_timer, start_timeout(s), on_process_watchdog, p);
+
+        log_worker_event(LOG_INFO, 0, "spawn", (int) w->index, p->pid, "worker %u: started as process %i%s",
+                         w->index, (int) p->pid, s->reloading ? " (reload)" : "");
+        return p;
+}
+
+/* Sends SIGTERM and arms the SIGKILL deadline. The process is detached from its slot by the caller. */
+static void process_stop(Process *p)
+{
+        Supervisor *s = p->supervisor;
+
+        if (p->state == PROCESS_STOPPING || p->state == PROCESS_KILLED)
+                return;
+        p->state = PROCESS_STOPPING;
+        (void) kill(p->pid, SIGTERM);
+        /* A stopping worker still pings, but its deadline is now the graceful timeout. */
+        if (p->watchdog_timer)
+                (void) sd_event_source_set_enabled(p->watchdog_timer, SD_EVENT_OFF);
+        (void) arm_timer(s, &p->kill_timer, s->options->graceful_timeout_usec + KILL_MARGIN_USEC, on_process_kill,
+                         p);
+}
+
+static void process_detach(Process *p)
+{
+        WorkerSlot *w = p->slot;
+        if (!w)
+                return;
+        if (w->current == p)
+                w->current = NULL;
+        if (w->replacement == p)
+                w->replacement = NULL;
+        p->slot = NULL;
+}
+
+static int on_process_kill(sd_event_source *src, uint64_t usec, void *userdata)
+{
+        Process *p = userdata;
+        log_worker_event(LOG_WARNING, 0, "kill", (int) p->slot_index, p->pid,
+                         "worker %u: process %i still running %s; sending SIGKILL", p->slot_index, (int) p->pid,
+                         p->state == PROCESS_KILLED ? "after SIGABRT" : "after the graceful timeout");
+        (void) kill(p->pid, SIGKILL);
         return 0;
 }
 
-/* Starts the slot's worker now, or after its backoff delay if it keeps dying young. */
-static void worker_schedule(WorkerSlot *w)
+static int on_process_watchdog(sd_event_source *src, uint64_t usec, void *userdata)
 {
-        Supervisor *s = w->supervisor;
+        Process *p = userdata;
+        Supervisor *s = p->supervisor;
+        WorkerSlot *w = p->slot;
+        char busy[STATS_CURRENT_MAX + 64] = "";
+        unsigned long long ms = (unsigned long long) (s->options->worker_watchdog_usec / USEC_PER_MSEC);
 
-        if (s->stopping)
-                return;
-        if (w->failures == 0) {
-                if (worker_start(w) >= 0)
-                        return;
-                w->failures++;
+        if (p->state == PROCESS_STARTING) {
+                log_worker_event_id(LOG_WARNING, 0, "start-timeout", (int) p->slot_index, p->pid,
+                                    MESSAGE_WORKER_START_TIMEOUT,
+                                    "worker %u: process %i did not send READY=1 within %llu ms (%s); killing and "
+                                    "replacing it",
+                                    p->slot_index, (int) p->pid,
+                                    (unsigned long long) (start_timeout(s) / USEC_PER_MSEC),
+                                    ms ? "--worker-watchdog" : "start timeout");
+        } else {
+                if (p->stats_index >= 0) {
+                        WorkerStats *st = &s->stats[p->stats_index];
+                        if (stats_load(st->busy)) {
+                                char cur[STATS_CURRENT_MAX];
+                                memcpy(cur, st->current, sizeof cur);
+                                cur[sizeof cur - 1] = '\0';
+                                snprintf(busy, sizeof busy, " while handling \"%s\"", cur);
+                        } else
+                                snprintf(busy, sizeof busy, " while not handling any request");
+                }
+                log_worker_event_id(LOG_WARNING, 0, "watchdog", (int) p->slot_index, p->pid, MESSAGE_WORKER_WATCHDOG,
+                                    "worker %u: process %i missed its liveness deadline (--worker-watchdog=%llums: "
+                                    "its event loop is stuck)%s; sending SIGABRT, replacing it",
+                                    p->slot_index, (int) p->pid, ms, busy);
         }
 
-        uint64_t delay = BACKOFF_MIN_USEC << MIN(w->failures - 1, 20U);
-        delay = MIN(delay, BACKOFF_MAX_USEC);
-        if (w->failures >= 2)
-                log_worker_event(LOG_WARNING, 0, "backoff", (int) w->slot, 0,
-                                 "worker %u: %u failed starts in a row, next attempt in %llu ms", w->slot,
-                                 w->failures, (unsigned long long) (delay / 1000));
-        w->respawn_timer = sd_event_source_unref(w->respawn_timer);
-        int r = sd_event_add_time_relative(s->event, &w->respawn_timer, CLOCK_MONOTONIC, delay, 1000,
-                                           on_respawn_timer, w);
-        if (r < 0)
-                log_error_errno(r, "worker %u: cannot arm the respawn timer: %m", w->slot);
+        /* SIGABRT first, so that a core dump shows where it was stuck; SIGKILL after a grace. The slot does not
+         * wait for the exit: its replacement starts now. */
+        p->state = PROCESS_KILLED;
+        (void) kill(p->pid, SIGABRT);
+        (void) arm_timer(s, &p->kill_timer, WATCHDOG_KILL_GRACE_USEC, on_process_kill, p);
+        if (w) {
+                bool was_current = w->current == p;
+                process_detach(p);
+                s->restarts++;
+                w->failures++;
+                if (was_current && !w->replacement)
+                        slot_schedule(w);
+                else if (s->reloading && s->reload_slot == w->index)
+                        reload_finish(s, false);
+        }
+        update_status(s);
+        return 0;
 }
 
-static int on_respawn_timer(sd_event_source *src, uint64_t usec, void *userdata)
+static int on_exec_status(sd_event_source *src, int fd, uint32_t revents, void *userdata)
 {
-        WorkerSlot *w = userdata;
-        w->respawn_timer = sd_event_source_unref(w->respawn_timer);
-        if (worker_start(w) < 0) {
-                w->failures++;
-                worker_schedule(w);
+        Process *p = userdata;
+        Supervisor *s = p->supervisor;
+        int err = 0;
+        ssize_t n = read(fd, &err, sizeof err);
+
+        if (n < 0 && errno == EAGAIN)
+                return 0;
+        p->exec_source = sd_event_source_disable_unref(p->exec_source);
+        if (n == (ssize_t) sizeof err) {
+                log_worker_event(LOG_ERR, err, "exec-failed", (int) p->slot_index, p->pid,
+                                 "worker %u: cannot execute '%s': %m", p->slot_index, s->exe);
+                return 0;
         }
-        update_status(w->supervisor);
+        /* EOF: the exec succeeded. An exec worker in "started" mode is ready now, like Type=exec. */
+        if (is_exec_pool(s) && s->options->exec_ready == EXEC_READY_STARTED && p->state == PROCESS_STARTING)
+                process_mark_ready(p);
         return 0;
 }
 
@@ -192,52 +421,203 @@ static void describe_exit(const siginfo_t *si, char *buf, size_t len)
         if (si->si_code == CLD_EXITED)
                 snprintf(buf, len, "exited with status %i", si->si_status);
         else
-                snprintf(buf, len, "killed by signal SIG%s%s", sigabbrev_np(si->si_status) ?: "?",
+                snprintf(buf, len, "was killed by signal SIG%s%s", sigabbrev_np(si->si_status) ?: "?",
                          si->si_code == CLD_DUMPED ? " (core dumped)" : "");
 }
 
 static int on_child_exit(sd_event_source *src, const siginfo_t *si, void *userdata)
 {
-        WorkerSlot *w = userdata;
-        Supervisor *s = w->supervisor;
-        WorkerState was = w->state;
-        char how[64];
+        Process *p = userdata;
+        Supervisor *s = p->supervisor;
+        WorkerSlot *w = p->slot;
+        ProcessState was = p->state;
         bool clean = si->si_code == CLD_EXITED && si->si_status == 0;
+        char how[64];
 
         describe_exit(si, how, sizeof how);
-        w->child_source = sd_event_source_unref(w->child_source);
-        w->pid = 0;
-        w->state = WORKER_EMPTY;
 
-        if (s->stopping || was == WORKER_STOPPING) {
-                log_worker_event(clean ? LOG_INFO : LOG_WARNING, 0, "exit", (int) w->slot, si->si_pid,
-                                 "worker %u: process %i %s", w->slot, (int) si->si_pid, how);
+        if (!w || s->stopping || was == PROCESS_STOPPING || was == PROCESS_KILLED) {
+                log_worker_event(clean ? LOG_INFO : LOG_WARNING, 0, "exit", (int) p->slot_index, p->pid,
+                                 "worker %u: process %i %s", p->slot_index, (int) p->pid, how);
+                process_free(p);
         } else {
-                log_worker_event(LOG_WARNING, 0, "exit", (int) w->slot, si->si_pid,
-                                 "worker %u: process %i %s unexpectedly (was %s); replacing it", w->slot,
-                                 (int) si->si_pid, how, state_names[was]);
+                bool was_replacement = w->replacement == p;
+                uint64_t lived = now_usec(s) - p->started_usec;
+
+                char next[96] = "; the worker it was to replace keeps serving";
+                pid_t pid = p->pid;
+
+                process_detach(p);
+                process_free(p);
+                s->restarts++;
+
                 /* A worker that dies young, or before it was ever ready, is failing: back off. */
-                if (was != WORKER_READY || now_usec(s) - w->started_usec < HEALTHY_RUN_USEC)
+                if (was != PROCESS_READY || lived < HEALTHY_RUN_USEC)
                         w->failures++;
                 else
                         w->failures = 0;
-                worker_schedule(w);
+
+                bool respawn = !(was_replacement && s->reloading && s->reload_slot == w->index) && !w->current &&
+                               !w->replacement;
+                if (respawn && backoff_delay(w) > 0)
+                        snprintf(next, sizeof next, "; restarting it in %llu ms (%u failures in a row)",
+                                 (unsigned long long) (backoff_delay(w) / USEC_PER_MSEC), w->failures);
+                else if (respawn)
+                        snprintf(next, sizeof next, "; replacing it");
+                log_worker_event_id(LOG_WARNING, 0, "crash", (int) w->index, pid, MESSAGE_WORKER_CRASH,
+                                    "worker %u: process %i %s unexpectedly (was %s, after %llu ms)%s", w->index,
+                                    (int) pid, how, process_state_names[was],
+                                    (unsigned long long) (lived / USEC_PER_MSEC), next);
+                if (was_replacement && s->reloading && s->reload_slot == w->index)
+                        reload_finish(s, false);
+                else if (respawn)
+                        slot_schedule(w);
         }
 
-        if (s->stopping && count_alive(s) == 0)
+        if (s->exit_requested && !s->processes)
                 (void) sd_event_exit(s->event, 0);
         update_status(s);
         return 0;
 }
 
-static WorkerSlot *slot_by_pid(Supervisor *s, pid_t pid)
+static void process_mark_ready(Process *p)
 {
-        if (pid <= 0)
-                return NULL;
-        for (unsigned i = 0; i < s->n_slots; i++)
-                if (s->slots[i].pid == pid)
-                        return &s->slots[i];
+        Supervisor *s = p->supervisor;
+        WorkerSlot *w = p->slot;
+
+        p->state = PROCESS_READY;
+        log_worker_event(LOG_INFO, 0, "ready", (int) p->slot_index, p->pid, "worker %u: process %i ready",
+                         p->slot_index, (int) p->pid);
+        if (s->options->worker_watchdog_usec > 0)
+                (void) arm_timer(s, &p->watchdog_timer, s->options->worker_watchdog_usec, on_process_watchdog, p);
+        else
+                (void) sd_event_source_set_enabled(p->watchdog_timer, SD_EVENT_OFF);
+
+        if (w && w->replacement == p) {
+                /* Take over, then let the old one drain: at no moment is the slot without a ready worker. */
+                Process *old = w->current;
+                w->current = p;
+                w->replacement = NULL;
+                if (old) {
+                        old->slot = NULL;
+                        process_stop(old);
+                }
+        }
+        if (s->reloading)
+                reload_advance(s);
+        update_status(s);
+}
+
+/* ---- slots ------------------------------------------------------------------------------------------- */
+
+static int on_respawn_timer(sd_event_source *src, uint64_t usec, void *userdata)
+{
+        WorkerSlot *w = userdata;
+        w->respawn_timer = sd_event_source_unref(w->respawn_timer);
+        slot_start(w);
+        update_status(w->supervisor);
+        return 0;
+}
+
+/* Starts a process for the slot: its current one if it has none, else its replacement. */
+static void slot_start(WorkerSlot *w)
+{
+        Process *p = process_spawn(w);
+        if (!p) {
+                w->failures++;
+                if (!w->current)
+                        slot_schedule(w);
+                return;
+        }
+        if (!w->current)
+                w->current = p;
+        else
+                w->replacement = p;
+}
+
+/* The first failure is replaced at once; from the second in a row, 100 ms doubling up to 30 s. */
+static uint64_t backoff_delay(const WorkerSlot *w)
+{
+        if (w->failures <= 1)
+                return 0;
+        return MIN(BACKOFF_MIN_USEC << MIN(w->failures - 2, 20U), BACKOFF_MAX_USEC);
+}
+
+/* Starts the slot's worker now, or after its backoff delay if it keeps failing. Returns the delay. */
+static uint64_t slot_schedule(WorkerSlot *w)
+{
+        Supervisor *s = w->supervisor;
+
+        if (s->stopping || w->respawn_timer)
+                return 0;
+        if (w->failures <= 1) {
+                slot_start(w);
+                return 0;
+        }
+
+        uint64_t delay = backoff_delay(w);
+        /* Each death is logged once, with the delay; entering backoff gets one summary entry of its own. */
+        if (w->failures == 2)
+                log_worker_event_id(LOG_WARNING, 0, "backoff", (int) w->index, 0, MESSAGE_WORKER_BACKOFF,
+                                    "worker %u: failing repeatedly; backing off (restart delays double from %llu ms "
+                                    "up to %llu s, reset after %llu s of healthy running)",
+                                    w->index, (unsigned long long) (BACKOFF_MIN_USEC / USEC_PER_MSEC),
+                                    (unsigned long long) (BACKOFF_MAX_USEC / USEC_PER_SEC),
+                                    (unsigned long long) (HEALTHY_RUN_USEC / USEC_PER_SEC));
+        int r = sd_event_add_time_relative(s->event, &w->respawn_timer, CLOCK_MONOTONIC, delay, USEC_PER_MSEC,
+                                           on_respawn_timer, w);
+        if (r < 0)
+                log_error_errno(r, "worker %u: cannot arm the respawn timer: %m", w->index);
+        return delay;
+}
+
+/* Replacement first, then the old one drains (recycling and reload): capacity never drops. */
+static void slot_replace(WorkerSlot *w)
+{
+        if (w->supervisor->stopping || w->replacement || !w->current)
+                return;
+        slot_start(w);
+}
+
+/* ---- notify socket ----------------------------------------------------------------------------------- */
+
+static Process *process_by_pid(Supervisor *s, pid_t pid)
+{
+        for (Process *p = s->processes; pid > 0 && p; p = p->next)
+                if (p->pid == pid)
+                        return p;
         return NULL;
+}
+
+static void handle_notify(Supervisor *s, Process *p, const NotifyMessage *m)
+{
+        WorkerSlot *w = p->slot;
+
+        if (m->watchdog && p->state == PROCESS_READY && s->options->worker_watchdog_usec > 0)
+                (void) arm_timer(s, &p->watchdog_timer, s->options->worker_watchdog_usec, on_process_watchdog, p);
+        if (m->ready && p->state == PROCESS_STARTING)
+                process_mark_ready(p);
+        if (m->watchdog_trigger && (p->state == PROCESS_READY || p->state == PROCESS_STARTING))
+                (void) arm_timer(s, &p->watchdog_timer, 0, on_process_watchdog, p);
+        if (m->retire && w && w->current == p && !p->retire_asked) {
+                p->retire_asked = true;
+                log_worker_event_id(LOG_INFO, 0, "retire", (int) p->slot_index, p->pid, MESSAGE_WORKER_RETIRE,
+                                    "worker %u: process %i reached --max-requests; starting its replacement",
+                                    p->slot_index, (int) p->pid);
+                slot_replace(w);
+        }
+        if (m->stopping && p->state != PROCESS_STOPPING && p->state != PROCESS_KILLED) {
+                /* A worker stopping on its own (exec workers may) is replaced like a dead one once it exits;
+                 * until then it counts as not ready. */
+                p->state = PROCESS_STOPPING;
+                log_worker_event(LOG_INFO, 0, "stopping", (int) p->slot_index, p->pid,
+                                 "worker %u: process %i is stopping", p->slot_index, (int) p->pid);
+                if (w && w->current == p && !s->stopping) {
+                        process_detach(p);
+                        slot_schedule(w);
+                }
+        }
+        update_status(s);
 }
 
 static int on_notify(sd_event_source *src, int fd, uint32_t revents, void *userdata)
@@ -269,35 +649,23 @@ static int on_notify(sd_event_source *src, int fd, uint32_t revents, void *userd
                         if (c->cmsg_type == SCM_CREDENTIALS && c->cmsg_len == CMSG_LEN(sizeof(struct ucred)))
                                 cred = (struct ucred *) CMSG_DATA(c);
                         else if (c->cmsg_type == SCM_RIGHTS) /* nobody may hand us fds this way */
-                                for (int *f = (int *) CMSG_DATA(c);
-                                     (char *) f < (char *) c + c->cmsg_len; f++)
+                                for (int *f = (int *) CMSG_DATA(c); (char *) f < (char *) c + c->cmsg_len; f++)
                                         safe_close(*f);
                 }
 
-                WorkerSlot *w = slot_by_pid(s, cred ? cred->pid : 0);
-                if (!w) {
+                Process *p = process_by_pid(s, cred ? cred->pid : 0);
+                if (!p) {
                         log_notice("notify socket: dropping a message from process %i, which is not a worker",
                                    cred ? (int) cred->pid : -1);
                         continue;
                 }
                 if ((size_t) n >= sizeof buf - 1 || (mh.msg_flags & MSG_TRUNC) ||
                     notify_parse(buf, (size_t) n, &m) < 0) {
-                        log_worker_event(LOG_NOTICE, 0, "bad-notify", (int) w->slot, w->pid,
-                                         "worker %u: dropping a malformed notify message", w->slot);
+                        log_worker_event(LOG_NOTICE, 0, "bad-notify", (int) p->slot_index, p->pid,
+                                         "worker %u: dropping a malformed notify message", p->slot_index);
                         continue;
                 }
-
-                if (m.ready && w->state == WORKER_STARTING) {
-                        w->state = WORKER_READY;
-                        log_worker_event(LOG_INFO, 0, "ready", (int) w->slot, w->pid, "worker %u: ready",
-                                         w->slot);
-                }
-                if (m.stopping && w->state != WORKER_STOPPING) {
-                        w->state = WORKER_STOPPING;
-                        log_worker_event(LOG_INFO, 0, "stopping", (int) w->slot, w->pid, "worker %u: stopping",
-                                         w->slot);
-                }
-                update_status(s);
+                handle_notify(s, p, &m);
         }
 }
 
@@ -331,48 +699,253 @@ static int notify_socket_open(Supervisor *s)
         return 0;
 }
 
-static int on_kill_timer(sd_event_source *src, uint64_t usec, void *userdata)
+/* ---- status and systemd's watchdog ------------------------------------------------------------------- */
+
+static void format_rate(double r, char *buf, size_t len)
+{
+        if (r >= 1e6)
+                snprintf(buf, len, "%.1fM", r / 1e6);
+        else if (r >= 1e4)
+                snprintf(buf, len, "%.0fk", r / 1e3);
+        else if (r >= 1e3)
+                snprintf(buf, len, "%.1fk", r / 1e3);
+        else
+                snprintf(buf, len, "%.0f", r);
+}
+
+/* STATUS= to systemd when it changed; READY=1 once enough workers are ready. Called on every state change
+ * and on workers' pings, so while requests flow it is refreshed about once a second (workers ping at least
+ * that often while busy) and while idle not at all. */
+static void update_status(Supervisor *s)
+{
+        char status[sizeof s->status], rate[32];
+        unsigned ready = count_ready_slots(s);
+        uint64_t now = now_usec(s), req, acc, conns;
+
+        if (ready == 0 && s->unready_since == 0)
+                s->unready_since = now;
+        else if (ready > 0)
+                s->unready_since = 0;
+
+        if (s->stopping) {
+                snprintf(status, sizeof status, "Stopping: %u workers left", count_processes(s));
+                goto send;
+        }
+
+        stats_totals(s, &req, &acc, &conns);
+        if (s->rate_usec == 0) {
+                s->rate_usec = now;
+                s->rate_requests = req;
+        } else if (now - s->rate_usec >= STATUS_INTERVAL_USEC) {
+                s->rate = (double) (req - s->rate_requests) * 1e6 / (double) (now - s->rate_usec);
+                s->rate_usec = now;
+                s->rate_requests = req;
+        }
+        format_rate(s->rate, rate, sizeof rate);
+
+        int n = snprintf(status, sizeof status, "%s: %u/%u workers", s->reloading ? "Reloading" : "Ready", ready,
+                         s->n_slots);
+        if (!is_exec_pool(s))
+                n += snprintf(status + n, sizeof status - (size_t) n, ", %llu conns, %s req/s",
+                              (unsigned long long) conns, rate);
+        n += snprintf(status + n, sizeof status - (size_t) n, ", %u restarts", s->restarts);
+        unsigned backing_off = count_backing_off(s);
+        if (backing_off > 0)
+                snprintf(status + n, sizeof status - (size_t) n, ", %u backing off after failures", backing_off);
+
+send:
+        if (!s->ready_sent && !s->stopping && ready >= s->ready_needed) {
+                s->ready_sent = true;
+                snprintf(s->status, sizeof s->status, "%s", status);
+                (void) sd_notifyf(false, "READY=1\nSTATUS=%s", status);
+                log_event(LOG_INFO, 0, "pool-ready", "%s", status);
+                return;
+        }
+        if (!streq(status, s->status)) {
+                snprintf(s->status, sizeof s->status, "%s", status);
+                (void) sd_notifyf(false, "STATUS=%s", status);
+        }
+}
+
+/* The pool can serve: a worker is ready, or it has been without one for less than its recovery budget. */
+static bool pool_healthy(Supervisor *s)
+{
+        uint64_t budget = MAX(3 * s->systemd_watchdog_usec, 3 * BACKOFF_MIN_USEC);
+        if (count_ready_slots(s) > 0 || s->unready_since == 0)
+                return true;
+        return now_usec(s) - s->unready_since < budget;
+}
+
+static int on_systemd_watchdog(sd_event_source *src, uint64_t usec, void *userdata)
 {
         Supervisor *s = userdata;
-        for (unsigned i = 0; i < s->n_slots; i++)
-                if (s->slots[i].pid > 0) {
-                        log_worker_event(LOG_WARNING, 0, "kill", (int) i, s->slots[i].pid,
-                                         "worker %u: still running after the graceful timeout; killing it", i);
-                        (void) kill(s->slots[i].pid, SIGKILL);
-                }
-        return 0;
+
+        if (pool_healthy(s)) {
+                if (s->petting_stopped)
+                        log_event(LOG_NOTICE, 0, "pool-recovered", "the pool recovered; petting systemd's watchdog again");
+                s->petting_stopped = false;
+                (void) sd_notify(false, "WATCHDOG=1");
+        } else if (!s->petting_stopped) {
+                s->petting_stopped = true;
+                log_event_id(LOG_ERR, 0, "pool-unhealthy", MESSAGE_POOL_UNHEALTHY,
+                             "no worker has been ready for %llu ms: the pool cannot recover by itself; no longer "
+                             "petting systemd's watchdog, so that systemd restarts the service",
+                             (unsigned long long) ((now_usec(s) - s->unready_since) / USEC_PER_MSEC));
+        }
+        return arm_timer(s, &s->systemd_watchdog_timer, s->systemd_watchdog_usec / 2, on_systemd_watchdog, s);
 }
+
+/* ---- stop, idle exit, reload ------------------------------------------------------------------------- */
 
 static void supervisor_stop(Supervisor *s, const char *why)
 {
         if (s->stopping)
                 return;
         s->stopping = true;
-        log_event(LOG_INFO, 0, "stop", "%s: stopping %u workers", why, count_alive(s));
+        s->exit_requested = true;
+        log_event(LOG_INFO, 0, "stop", "%s: stopping %u workers", why, count_processes(s));
         (void) sd_notify(false, "STOPPING=1");
-        for (unsigned i = 0; i < s->n_slots; i++) {
-                WorkerSlot *w = &s->slots[i];
-                w->respawn_timer = sd_event_source_unref(w->respawn_timer);
-                if (w->pid > 0) {
-                        w->state = WORKER_STOPPING;
-                        (void) kill(w->pid, SIGTERM);
-                }
+        s->idle_timer = sd_event_source_disable_unref(s->idle_timer);
+        for (unsigned i = 0; i < s->n_slots; i++)
+                s->slots[i].respawn_timer = sd_event_source_disable_unref(s->slots[i].respawn_timer);
+        for (Process *p = s->processes; p; p = p->next) {
+                process_detach(p);
+                process_stop(p);
         }
-        if (count_alive(s) == 0) {
+        if (!s->processes)
                 (void) sd_event_exit(s->event, 0);
+        update_status(s);
+}
+
+static int on_idle_timer(sd_event_source *src, uint64_t usec, void *userdata)
+{
+        Supervisor *s = userdata;
+        uint64_t req, acc, conns;
+
+        stats_totals(s, &req, &acc, &conns);
+        if (acc != s->idle_accepted || conns > 0) {
+                s->idle_accepted = acc;
+                return arm_timer(s, &s->idle_timer, s->options->exit_idle_usec, on_idle_timer, s);
+        }
+        log_event_id(LOG_INFO, 0, "idle-exit", MESSAGE_IDLE_EXIT,
+                     "no connection for %llu ms (--exit-idle-time): exiting; the socket stays with systemd, and "
+                     "the next connection starts drover again",
+                     (unsigned long long) (s->options->exit_idle_usec / USEC_PER_MSEC));
+        supervisor_stop(s, "idle");
+        return 0;
+}
+
+/* What a reload can re-read today: the document root and the command on disk. (The configuration file
+ * arrives with the operator issue; it is re-read here.) */
+static int reload_validate(Supervisor *s)
+{
+        if (is_exec_pool(s)) {
+                if (access(s->exe, X_OK) < 0)
+                        return log_error_errno(errno, "reload: '%s' is not executable: %m; keeping the running pool",
+                                               s->exe);
+                return 0;
+        }
+        const char *root = s->options->root ?: DROVER_DEFAULT_ROOT;
+        _cleanup_close_ int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return log_error_errno(errno, "reload: --root '%s': %m; keeping the running pool", root);
+        if (access(s->exe, X_OK) < 0)
+                return log_error_errno(errno, "reload: '%s' is not executable: %m; keeping the running pool", s->exe);
+        return 0;
+}
+
+static void reload_begin(Supervisor *s)
+{
+        uint64_t mono = 0;
+
+        (void) sd_event_now(s->event, CLOCK_MONOTONIC, &mono);
+        (void) sd_notifyf(false, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=Reloading", (unsigned long long) mono);
+        log_event_id(LOG_INFO, 0, "reload-start", MESSAGE_RELOAD_START,
+                     "reload: replacing %u workers one by one, each new one ready before the old one drains",
+                     s->n_slots);
+
+        if (reload_validate(s) < 0) {
+                s->reloading = true;
+                reload_finish(s, false);
                 return;
         }
-        (void) sd_event_add_time_relative(s->event, &s->kill_timer, CLOCK_MONOTONIC, GRACEFUL_TIMEOUT_USEC, 0,
-                                          on_kill_timer, s);
+        s->reloading = true;
+        s->generation++;
+        s->reload_slot = 0;
+        reload_advance(s);
+}
+
+/* Moves the rolling replacement on: the slot at reload_slot is done once its current process is of this
+ * generation; slots without a process pick up the new generation when they respawn. */
+static void reload_advance(Supervisor *s)
+{
+        while (s->reloading && s->reload_slot < s->n_slots) {
+                WorkerSlot *w = &s->slots[s->reload_slot];
+                if (!w->current || w->current->generation == s->generation) {
+                        s->reload_slot++;
+                        continue;
+                }
+                if (!w->replacement) {
+                        slot_replace(w);
+                        if (!w->replacement) {
+                                /* Could not even spawn: the old worker keeps serving. */
+                                reload_finish(s, false);
+                                return;
+                        }
+                }
+                /* Wait for the replacement's READY=1. One started before this reload (recycling) is of an older
+                 * generation: once it has taken over, the slot is replaced again. */
+                return;
+        }
+        if (s->reloading)
+                reload_finish(s, true);
+}
+
+static void reload_finish(Supervisor *s, bool ok)
+{
+        if (!s->reloading)
+                return;
+        s->reloading = false;
+        s->reloads_done++;
+        if (ok)
+                log_event_id(LOG_INFO, 0, "reload-done", MESSAGE_RELOAD_DONE, "reload: done, %u workers replaced",
+                             s->n_slots);
+        else
+                log_event_id(LOG_ERR, 0, "reload-failed", MESSAGE_RELOAD_FAILED,
+                             "reload: failed; the workers not yet replaced keep serving");
+        s->status[0] = '\0'; /* force a fresh STATUS= with READY=1 */
         update_status(s);
+        (void) sd_notifyf(false, "READY=1\nSTATUS=%s", s->status);
+
+        if (s->reload_pending > 0 && !s->stopping) {
+                s->reload_pending--;
+                reload_begin(s);
+        }
 }
 
 static int on_signal(sd_event_source *src, const struct signalfd_siginfo *si, void *userdata)
 {
         Supervisor *s = userdata;
-        supervisor_stop(s, si->ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
+
+        switch (si->ssi_signo) {
+        case SIGHUP:
+                if (s->stopping)
+                        break;
+                if (s->reloading) {
+                        /* Every reload asked for is carried out, in order: none is merged into another. */
+                        s->reload_pending++;
+                        log_event(LOG_INFO, 0, "reload-queued", "reload: queued behind the one running (%u waiting)",
+                                  s->reload_pending);
+                } else
+                        reload_begin(s);
+                break;
+        default:
+                supervisor_stop(s, si->ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
+        }
         return 0;
 }
+
+/* ---- setup ------------------------------------------------------------------------------------------- */
 
 static char *self_executable(void)
 {
@@ -390,20 +963,24 @@ static char *self_executable(void)
 
 static void supervisor_done(Supervisor *s)
 {
-        for (unsigned i = 0; s->slots && i < s->n_slots; i++) {
-                WorkerSlot *w = &s->slots[i];
-                w->respawn_timer = sd_event_source_unref(w->respawn_timer);
-                if (w->child_source) {
-                        /* Only reached on an error path: make sure nothing outlives us. */
-                        (void) sd_event_source_send_child_signal(w->child_source, SIGKILL, NULL, 0);
-                        w->child_source = sd_event_source_unref(w->child_source);
-                }
+        while (s->processes) {
+                /* Only reached with processes on an error path: make sure nothing outlives us. */
+                Process *p = s->processes;
+                (void) kill(p->pid, SIGKILL);
+                process_free(p);
         }
+        for (unsigned i = 0; s->slots && i < s->n_slots; i++)
+                sd_event_source_unref(s->slots[i].respawn_timer);
         free(s->slots);
-        s->kill_timer = sd_event_source_unref(s->kill_timer);
-        s->notify_source = sd_event_source_unref(s->notify_source);
-        s->notify_fd = safe_close(s->notify_fd);
-        s->event = sd_event_unref(s->event);
+        sd_event_source_unref(s->idle_timer);
+        sd_event_source_unref(s->systemd_watchdog_timer);
+        sd_event_source_unref(s->notify_source);
+        safe_close(s->notify_fd);
+        if (s->stats)
+                munmap(s->stats, s->stats_capacity * sizeof(WorkerStats));
+        free(s->stats_used);
+        safe_close(s->stats_fd);
+        sd_event_unref(s->event);
         sockets_free(s->sockets, s->n_sockets);
         free(s->fdnames);
         free(s->envp);
@@ -412,34 +989,46 @@ static void supervisor_done(Supervisor *s)
 
 int supervisor_main(const Options *o)
 {
-        Supervisor s = { .options = o, .notify_fd = -EBADF };
+        Supervisor s = { .options = o, .notify_fd = -EBADF, .stats_fd = -EBADF };
         sigset_t mask;
         int r, ret = EX_OSERR;
 
         log_setup("drover", -1);
 
-        /* Everything that can be checked before forking: a bad root is a config error, not a crash loop. */
-        {
+        /* Everything that can be checked before forking: a bad root or command is a config error, not a
+         * crash loop. */
+        if (o->exec_argv) {
+                r = resolve_command(o->exec_argv[0], &s.exe);
+                if (r < 0) {
+                        log_error_errno(r, "COMMAND: invalid value '%s': %m; expected an executable file (a path, or a "
+                                        "name found in $PATH)", o->exec_argv[0]);
+                        return EX_CONFIG;
+                }
+                s.argv_exec = o->exec_argv;
+        } else {
                 const char *root = o->root ?: DROVER_DEFAULT_ROOT;
                 _cleanup_close_ int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
                 if (fd < 0) {
                         log_error_errno(errno, "--root: invalid value '%s'%s: %m; expected a readable directory", root,
-                                  o->root ? "" : " (the default site)");
+                                        o->root ? "" : " (the default site)");
                         return EX_CONFIG;
                 }
+                s.exe = self_executable();
         }
 
         r = sockets_collect(o, &s.sockets, &s.n_sockets);
-        if (r < 0)
+        if (r < 0) {
+                free(s.exe);
                 return -r;
+        }
 
         size_t len = 1;
         for (size_t i = 0; i < s.n_sockets; i++)
                 len += strlen(s.sockets[i].name) + 1;
         s.fdnames = calloc(1, len);
-        s.exe = self_executable();
         s.envp = spawn_base_environment();
         s.n_slots = o->workers;
+        s.ready_needed = o->ready_workers ?: o->workers;
         s.slots = calloc(s.n_slots, sizeof *s.slots);
         if (!s.fdnames || !s.exe || !s.envp || !s.slots) {
                 log_error_errno(ENOMEM, "%m");
@@ -454,6 +1043,7 @@ int supervisor_main(const Options *o)
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
         sigaddset(&mask, SIGCHLD); /* sd-event's child sources want it blocked, pidfd or not */
         if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0) {
                 log_error_errno(errno, "sigprocmask: %m");
@@ -466,7 +1056,8 @@ int supervisor_main(const Options *o)
                 goto finish;
         }
         if ((r = sd_event_add_signal(s.event, NULL, SIGTERM, on_signal, &s)) < 0 ||
-            (r = sd_event_add_signal(s.event, NULL, SIGINT, on_signal, &s)) < 0) {
+            (r = sd_event_add_signal(s.event, NULL, SIGINT, on_signal, &s)) < 0 ||
+            (r = sd_event_add_signal(s.event, NULL, SIGHUP, on_signal, &s)) < 0) {
                 log_error_errno(r, "cannot watch signals: %m");
                 goto finish;
         }
@@ -481,10 +1072,24 @@ int supervisor_main(const Options *o)
                 log_error_errno(r, "cannot watch the notify socket: %m");
                 goto finish;
         }
+        r = stats_open(&s);
+        if (r < 0) {
+                log_error_errno(r, "cannot create the workers' stats memory: %m");
+                goto finish;
+        }
+
+        /* systemd's watchdog (WatchdogSec=): petted only while the pool is healthy. */
+        if (sd_watchdog_enabled(false, &s.systemd_watchdog_usec) > 0 && s.systemd_watchdog_usec > 0) {
+                r = arm_timer(&s, &s.systemd_watchdog_timer, s.systemd_watchdog_usec / 2, on_systemd_watchdog, &s);
+                if (r < 0)
+                        log_warning_errno(r, "cannot arm the systemd watchdog timer: %m");
+        }
+        if (o->exit_idle_usec > 0)
+                (void) arm_timer(&s, &s.idle_timer, o->exit_idle_usec, on_idle_timer, &s);
 
         for (unsigned i = 0; i < s.n_slots; i++) {
-                s.slots[i] = (WorkerSlot){ .supervisor = &s, .slot = i };
-                worker_schedule(&s.slots[i]);
+                s.slots[i] = (WorkerSlot){ .supervisor = &s, .index = i };
+                slot_start(&s.slots[i]);
         }
         update_status(&s);
 

@@ -8,60 +8,88 @@
 
 #include "common/options.h"
 #include "common/parse.h"
+#include "common/stats.h"
 
 typedef struct ListenSocket {
         int fd;
         Protocol protocol;
-        char name[64];     /* FileDescriptorName= as handed to workers */
-        char unlink[108];  /* a unix socket path we created and must remove, or "" */
+        char name[64];    /* FileDescriptorName= as handed to workers */
+        char unlink[108]; /* a unix socket path we created and must remove, or "" */
 } ListenSocket;
 
 /* sockets.c: the sockets systemd passed in or, failing that, the --listen addresses bound here. Returns the
- * number of sockets, or a sysexits code (> 0 is impossible for a count of 0, so errors are negative: -EX_*)
- * after logging one clear line. */
+ * number of sockets, or -EX_* (a sysexits code, negated) after logging one clear line. */
 int sockets_collect(const Options *o, ListenSocket **ret, size_t *ret_n);
 void sockets_free(ListenSocket *s, size_t n);
 
 /* spawn.c */
 typedef struct SpawnContext {
         const char *exe;
-        char **argv;         /* for this worker */
-        char **envp;         /* base environment, without the socket-activation variables */
+        char **argv;
+        char **envp; /* base environment, without the socket-activation variables */
         const ListenSocket *sockets;
         size_t n_sockets;
         const char *fdnames; /* "http:scgi" */
         const char *notify_socket;
+        uint64_t watchdog_usec; /* 0: no WATCHDOG_USEC/WATCHDOG_PID */
+        int stats_fd;           /* -EBADF: none (exec workers) */
+        int stats_index;
 } SpawnContext;
 
-int spawn_worker(const SpawnContext *ctx, pid_t *ret_pid, int *ret_pidfd);
+/* Forks and execs a worker. ret_exec_fd is the read end of a close-on-exec pipe: EOF once the exec
+ * succeeded, or an int errno if it failed. */
+int spawn_worker(const SpawnContext *ctx, pid_t *ret_pid, int *ret_pidfd, int *ret_exec_fd);
 char **spawn_base_environment(void);
-
-/* The slot table. A slot holds at most one live process; a slot's state says what the supervisor expects of
- * it next. */
-typedef enum WorkerState {
-        WORKER_EMPTY,    /* no process; a respawn is due, possibly after a backoff delay */
-        WORKER_STARTING, /* exec'd, READY=1 not yet received */
-        WORKER_READY,
-        WORKER_STOPPING, /* told to stop (or said STOPPING=1), waiting for the exit */
-} WorkerState;
+int resolve_command(const char *name, char **ret);
 
 typedef struct Supervisor Supervisor;
+typedef struct WorkerSlot WorkerSlot;
 
-typedef struct WorkerSlot {
+/*
+ * Processes and slots are separate tables. A slot is a place in the pool (N of them, fixed); a process is one
+ * exec'd worker. A slot has at most one `current` process (the one serving, or starting to) and at most one
+ * `replacement` (starting, to take over on READY=1: reload, recycling); a process that has been replaced or
+ * stopped is detached from its slot and only waited for. Every process has a pidfd child source, so its exit
+ * is seen at once, whatever its role.
+ */
+typedef enum ProcessState {
+        PROCESS_STARTING, /* exec'd (or exec'ing), READY=1 not yet seen */
+        PROCESS_READY,
+        PROCESS_STOPPING, /* SIGTERM sent or STOPPING=1 seen; waiting for the exit */
+        PROCESS_KILLED,   /* watchdog: SIGABRT sent, SIGKILL follows */
+} ProcessState;
+
+typedef struct Process {
         Supervisor *supervisor;
-        unsigned slot;
-        WorkerState state;
+        struct Process *prev, *next;
+        WorkerSlot *slot; /* NULL once detached */
+        unsigned slot_index;
+        ProcessState state;
         pid_t pid;
-        sd_event_source *child_source;
-        sd_event_source *respawn_timer;
+        unsigned generation; /* reload generation it was started in */
+        int stats_index;     /* -1: none */
+        bool retire_asked;
         uint64_t started_usec;
-        unsigned failures; /* consecutive short-lived runs, for backoff */
-} WorkerSlot;
+        sd_event_source *child_source;
+        sd_event_source *exec_source;
+        sd_event_source *watchdog_timer; /* start deadline, then liveness deadline */
+        sd_event_source *kill_timer;     /* SIGKILL after graceful timeout or watchdog grace */
+} Process;
+
+struct WorkerSlot {
+        Supervisor *supervisor;
+        unsigned index;
+        Process *current;
+        Process *replacement;
+        sd_event_source *respawn_timer;
+        unsigned failures; /* consecutive failed runs, for backoff */
+};
 
 struct Supervisor {
         sd_event *event;
         const Options *options;
         char *exe;
+        char **argv_exec; /* exec workers: the command line; NULL for built-in workers */
         char **envp;
 
         ListenSocket *sockets;
@@ -74,10 +102,35 @@ struct Supervisor {
 
         WorkerSlot *slots;
         unsigned n_slots;
+        unsigned ready_needed;
+        Process *processes; /* every live process */
+
+        int stats_fd;
+        WorkerStats *stats;
+        size_t stats_capacity;
+        bool *stats_used;
+        uint64_t requests_dead, accepted_dead; /* folded in from exited processes */
+
+        unsigned generation;
+        bool reloading;
+        unsigned reload_pending;
+        unsigned reload_slot;
+        unsigned reloads_done;
 
         bool ready_sent;
         bool stopping;
-        sd_event_source *kill_timer;
+        bool exit_requested; /* the loop exits once every process is gone */
+        sd_event_source *idle_timer;
+        uint64_t idle_accepted;
+
+        uint64_t systemd_watchdog_usec;
+        sd_event_source *systemd_watchdog_timer;
+        uint64_t unready_since;
+        bool petting_stopped;
+
+        unsigned restarts;
+        uint64_t rate_requests, rate_usec;
+        double rate;
         char status[256];
 };
 

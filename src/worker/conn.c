@@ -86,6 +86,8 @@ void conn_accept(Worker *w, int fd, Protocol protocol)
                 w->conns->prev = c;
         w->conns = c;
         w->n_conns++;
+        stats_add(w->stats->accepted, 1);
+        stats_store(w->stats->connections, w->n_conns);
         timer_arm(&w->loop, &w->q_header, &c->timer);
 }
 
@@ -109,6 +111,7 @@ void conn_close(Conn *c)
         c->next = w->closed_conns;
         w->closed_conns = c;
         w->n_conns--;
+        stats_store(w->stats->connections, w->n_conns);
         worker_connection_closed(w);
 }
 
@@ -179,7 +182,34 @@ static void conn_respond_simple(Conn *c, unsigned status, bool keep_alive, const
         c->state = CONN_WRITE;
 }
 
+/* Names the request in the shared record while it is handled: if the loop gets stuck in it, the supervisor's
+ * watchdog message says which request it was. */
+static void conn_mark_busy(Conn *c, const char *url, size_t url_len)
+{
+        WorkerStats *st = c->worker->stats;
+        const char *m = http_method_str(http_request_method(&c->req));
+        size_t ml = strlen(m), ul = MIN(url_len, sizeof st->current - ml - 2);
+
+        memcpy(st->current, m, ml);
+        st->current[ml] = ' ';
+        memcpy(st->current + ml + 1, url, ul);
+        st->current[ml + 1 + ul] = '\0';
+        stats_store(st->busy, 1);
+}
+
+static void conn_handle_request_inner(Conn *c);
+
 static void conn_handle_request(Conn *c)
+{
+        size_t url_len;
+        const char *url = http_request_url(&c->req, &url_len);
+
+        conn_mark_busy(c, url, url_len);
+        conn_handle_request_inner(c);
+        stats_store(c->worker->stats->busy, 0);
+}
+
+static void conn_handle_request_inner(Conn *c)
 {
         Worker *w = c->worker;
         enum http_method method = http_request_method(&c->req);
@@ -260,6 +290,7 @@ static int conn_flush(Conn *c)
 static void conn_response_done(Conn *c)
 {
         c->fresh = false;
+        worker_request_done(c->worker);
         if (c->close_after) {
                 /* Half-close first so the client reads the whole response before it sees the end. */
                 (void) shutdown(c->watch.fd, SHUT_WR);

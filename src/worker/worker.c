@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/mman.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sysexits.h>
 #include <systemd/sd-daemon.h>
@@ -77,6 +79,45 @@ static void on_listener(Loop *l, IoWatch *watch, uint32_t events)
         }
 }
 
+static void worker_ping(Worker *w)
+{
+        (void) sd_notify(0, "WATCHDOG=1");
+        w->last_ping_ms = loop_now(&w->loop);
+        w->requests_at_ping = stats_load(w->stats->requests);
+        if (w->watchdog_usec > 0)
+                timer_arm(&w->loop, &w->q_ping, &w->ping_timer);
+}
+
+static void on_ping_timer(Loop *l, TimerEntry *e)
+{
+        worker_ping(container_of(l, Worker, loop));
+}
+
+void worker_request_done(Worker *w)
+{
+        uint64_t n = stats_load(w->stats->requests) + 1;
+        stats_store(w->stats->requests, n);
+        if (w->max_requests > 0 && n >= w->max_requests && !w->retire_sent && !w->draining) {
+                /* The supervisor starts a replacement and, once it is ready, stops us: we keep serving until
+                 * then, so no request waits on the swap. */
+                w->retire_sent = true;
+                log_worker_event(LOG_INFO, 0, "retire", (int) w->slot, getpid(),
+                                 "reached --max-requests (%llu); asking for a replacement",
+                                 (unsigned long long) w->max_requests);
+                (void) sd_notify(0, "X_DROVER_RETIRE=1");
+        }
+}
+
+static void on_graceful_timeout(Loop *l, TimerEntry *e)
+{
+        Worker *w = container_of(l, Worker, loop);
+        log_worker_event(LOG_WARNING, 0, "graceful-timeout", (int) w->slot, getpid(),
+                         "--graceful-timeout reached with %u connections open; closing them", w->n_conns);
+        while (w->conns)
+                conn_close(w->conns);
+        w->loop.quit = true;
+}
+
 static void worker_begin_drain(Worker *w)
 {
         if (w->draining)
@@ -95,6 +136,8 @@ static void worker_begin_drain(Worker *w)
         }
         if (w->n_conns == 0)
                 w->loop.quit = true;
+        else
+                timer_arm(&w->loop, &w->q_graceful, &w->graceful_timer);
 }
 
 static void on_signal(Loop *l, IoWatch *watch, uint32_t events)
@@ -109,7 +152,34 @@ static void on_signal(Loop *l, IoWatch *watch, uint32_t events)
 
 static void after_batch(Loop *l)
 {
-        conns_release_closed(container_of(l, Worker, loop));
+        Worker *w = container_of(l, Worker, loop);
+
+        conns_release_closed(w);
+        /* While requests flow, ping at least once a second (the supervisor's STATUS= rate comes from these);
+         * while idle, only at the watchdog's pace. Never more than one ping per second: not a syscall per
+         * request. */
+        if (stats_load(w->stats->requests) != w->requests_at_ping && loop_now(l) - w->last_ping_ms >= 1000)
+                worker_ping(w);
+}
+
+/* $DROVER_STATS=FD:INDEX: the supervisor's shared counters. Without it (started by hand, or the table was
+ * full) the worker counts into a private record. */
+static void worker_map_stats(Worker *w)
+{
+        const char *e = getenv("DROVER_STATS");
+        unsigned fd, index;
+        struct stat st;
+
+        w->stats = &w->private_stats;
+        if (!e || sscanf(e, "%u:%u", &fd, &index) != 2)
+                return;
+        if (fstat((int) fd, &st) >= 0 && (size_t) st.st_size >= (index + 1) * sizeof(WorkerStats)) {
+                void *p = mmap(NULL, (size_t) st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, (int) fd, 0);
+                if (p != MAP_FAILED)
+                        w->stats = (WorkerStats *) p + index;
+        }
+        (void) close((int) fd);
+        (void) unsetenv("DROVER_STATS");
 }
 
 static int worker_setup_signals(Worker *w)
@@ -157,6 +227,13 @@ int worker_main(const Options *o)
         loop_add_queue(&w->loop, &w->q_idle, KEEPALIVE_TIMEOUT_MS, conn_timeout);
         loop_add_queue(&w->loop, &w->q_write, WRITE_TIMEOUT_MS, conn_timeout);
         loop_add_queue(&w->loop, &w->q_drain, DRAIN_IDLE_MS, conn_timeout);
+        w->graceful_timeout_ms = o->graceful_timeout_usec / 1000;
+        loop_add_queue(&w->loop, &w->q_graceful, w->graceful_timeout_ms, on_graceful_timeout);
+        w->max_requests = o->max_requests;
+        worker_map_stats(w);
+        if (sd_watchdog_enabled(true, &w->watchdog_usec) <= 0)
+                w->watchdog_usec = 0;
+        loop_add_queue(&w->loop, &w->q_ping, MAX(w->watchdog_usec / 2000, 1), on_ping_timer);
 
         const char *root = o->root ? o->root : DROVER_DEFAULT_ROOT;
         r = static_handler_init(&w->static_handler, root, DROVER_MIME_TYPES);
@@ -184,6 +261,9 @@ int worker_main(const Options *o)
 
         listeners_register(w, true);
         (void) sd_notify(0, "READY=1");
+        w->last_ping_ms = loop_now(&w->loop);
+        if (w->watchdog_usec > 0)
+                timer_arm(&w->loop, &w->q_ping, &w->ping_timer);
 
         r = loop_run(&w->loop);
         if (r < 0)

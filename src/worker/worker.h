@@ -7,6 +7,7 @@
 
 #include "common/options.h"
 #include "common/parse.h"
+#include "common/stats.h"
 #include "handlers/static.h"
 #include "proto/http.h"
 #include "worker/loop.h"
@@ -67,6 +68,17 @@ struct Worker {
         StaticHandler static_handler;
 
         TimerQueue q_header, q_idle, q_write, q_drain;
+        TimerQueue q_ping, q_graceful; /* one entry each */
+        TimerEntry ping_timer, graceful_timer;
+
+        WorkerStats *stats; /* the supervisor's shared record, or a private one */
+        WorkerStats private_stats;
+        uint64_t watchdog_usec;
+        uint64_t last_ping_ms;
+        uint64_t requests_at_ping;
+        uint64_t max_requests; /* 0: never retire */
+        bool retire_sent;
+        uint64_t graceful_timeout_ms;
 
         Conn *conns;        /* every open connection */
         Conn *free_conns;   /* released, reusable */
@@ -87,4 +99,5 @@ void conn_begin_drain(Conn *c);
 void conns_release_closed(Worker *w);
 void conn_timeout(Loop *l, TimerEntry *e);
 const char *worker_date(Worker *w);
+void worker_request_done(Worker *w);
 void worker_connection_closed(Worker *w);

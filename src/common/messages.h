@@ -1,0 +1,14 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* MESSAGE_ID= of drover's important journal entries; units/drover.catalog explains each (journalctl -x). */
+#define MESSAGE_WORKER_WATCHDOG "4e2ffdf68242476ba1b95ee78a45368b"
+#define MESSAGE_WORKER_START_TIMEOUT "a432b4b7b84d476b9a1a3c2f33bab810"
+#define MESSAGE_WORKER_CRASH "d4959ba93a92438f9325dea9ff1deb84"
+#define MESSAGE_WORKER_BACKOFF "d8d0339c0ed043c0b97afcfedb2d9513"
+#define MESSAGE_WORKER_RETIRE "50f55f43890d4b12b15e743bb0ff4b5e"
+#define MESSAGE_RELOAD_START "6ecc44fb51534444a82a41b3750b6664"
+#define MESSAGE_RELOAD_DONE "0f583178432249a994b7a83da8e7d02f"
+#define MESSAGE_RELOAD_FAILED "f4039d273d8346f38944a7c234dff6eb"
+#define MESSAGE_IDLE_EXIT "07dde6f1a24046be8305f2103c7e9508"
+#define MESSAGE_POOL_UNHEALTHY "358a7f716d3b4fddbd597dfd2a7d0df1"
