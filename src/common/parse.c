@@ -201,7 +201,9 @@ int parse_duration(const char *s, uint64_t *ret_usec)
                         whole = whole * 10 + (uint64_t) (*p - '0');
                 }
                 if (*p == '.') {
-                        for (p++; *p >= '0' && *p <= '9'; p++, digits = true)
+                        if (!digits || p[1] < '0' || p[1] > '9')
+                                return -EINVAL; /* "1." and ".5" are typos, not durations */
+                        for (p++; *p >= '0' && *p <= '9'; p++)
                                 if (frac_div < 1000000000ULL) {
                                         frac = frac * 10 + (uint64_t) (*p - '0');
                                         frac_div *= 10;

@@ -270,12 +270,33 @@ static void test_length_is_respected(void **state)
         assert_false(m.stopping);
 }
 
+static void test_retire(void **state)
+{
+        NotifyMessage m = poisoned();
+
+        assert_int_equal(PARSE("X_DROVER_RETIRE=1", &m), 0);
+        assert_true(m.retire);
+        assert_false(m.ready);
+        assert_false(m.stopping);
+
+        m = poisoned();
+        assert_int_equal(PARSE("WATCHDOG=1\nX_DROVER_RETIRE=1\n", &m), 0);
+        assert_true(m.retire);
+        assert_true(m.watchdog);
+
+        /* Only the exact assignment counts. */
+        m = poisoned();
+        assert_int_equal(PARSE("X_DROVER_RETIRE=0\nX_DROVER_RETIRE=yes", &m), 0);
+        assert_false(m.retire);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_ready),
                 cmocka_unit_test(test_stopping),
                 cmocka_unit_test(test_watchdog),
+                cmocka_unit_test(test_retire),
                 cmocka_unit_test(test_several_assignments),
                 cmocka_unit_test(test_status),
                 cmocka_unit_test(test_status_truncation),

@@ -490,6 +490,91 @@ static void test_error_text_written_only_on_failure(void **state)
         assert_memory_equal(err, "--workers: ", sizeof err - 1);
 }
 
+static void test_lifecycle_defaults(void **state)
+{
+        Run run = RUN0();
+        assert_int_equal(run.r, 0);
+        assert_int_equal(run.o.worker_watchdog_usec, 10 * USEC_PER_SEC);
+        assert_int_equal(run.o.graceful_timeout_usec, 30 * USEC_PER_SEC);
+        assert_int_equal(run.o.exit_idle_usec, 0);
+        assert_int_equal(run.o.max_requests, 0);
+        assert_int_equal(run.o.max_requests_jitter, 0);
+        assert_int_equal(run.o.ready_workers, 0);
+        assert_int_equal(run.o.exec_ready, EXEC_READY_STARTED);
+}
+
+static void test_lifecycle_values(void **state)
+{
+        Run run = RUN("--worker-watchdog=500ms", "--graceful-timeout=2min", "--exit-idle-time=90",
+                      "--max-requests=1000", "--max-requests-jitter=50", "-w", "4", "--ready-workers=3");
+        assert_int_equal(run.r, 0);
+        assert_int_equal(run.o.worker_watchdog_usec, 500 * USEC_PER_MSEC);
+        assert_int_equal(run.o.graceful_timeout_usec, 120 * USEC_PER_SEC);
+        assert_int_equal(run.o.exit_idle_usec, 90 * USEC_PER_SEC);
+        assert_int_equal(run.o.max_requests, 1000);
+        assert_int_equal(run.o.max_requests_jitter, 50);
+        assert_int_equal(run.o.ready_workers, 3);
+
+        run = RUN("--worker-watchdog=0");
+        assert_int_equal(run.r, 0);
+        assert_int_equal(run.o.worker_watchdog_usec, 0);
+}
+
+static void test_lifecycle_bad_values(void **state)
+{
+        static const struct {
+                const char *arg, *names;
+        } cases[] = {
+                { "--worker-watchdog=soon", "--worker-watchdog" },
+                { "--worker-watchdog=5ms", "--worker-watchdog" },
+                { "--graceful-timeout=-1s", "--graceful-timeout" },
+                { "--graceful-timeout=10 parsecs", "--graceful-timeout" },
+                { "--exit-idle-time=", "--exit-idle-time" },
+                { "--max-requests=-5", "--max-requests" },
+                { "--max-requests=1e6", "--max-requests" },
+                { "--max-requests-jitter=x", "--max-requests-jitter" },
+                { "--ready-workers=0", "--ready-workers" },
+                { "--exec-ready=sometimes", "--exec-ready" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                Run run = RUN((char *) cases[i].arg);
+                if (run.r != -ERANGE)
+                        fail_msg("%s: returned %d, expected -ERANGE", cases[i].arg, run.r);
+                assert_str_contains(run.err, cases[i].names);
+        }
+}
+
+static void test_ready_workers_above_workers(void **state)
+{
+        Run run = RUN("-w", "2", "--ready-workers=3");
+        assert_int_equal(run.r, -ERANGE);
+        assert_str_contains(run.err, "--ready-workers");
+        assert_str_contains(run.err, "'3'");
+        assert_str_contains(run.err, "(2)");
+}
+
+static void test_exec_workers(void **state)
+{
+        Run run = RUN("--exec-ready=notify", "--", "/usr/bin/env", "-i");
+        assert_int_equal(run.r, 0);
+        assert_string_equal(run.o.exec_argv[0], "/usr/bin/env");
+        assert_int_equal(run.o.exec_ready, EXEC_READY_NOTIFY);
+        /* Most programs never ping: no watchdog unless asked for. */
+        assert_int_equal(run.o.worker_watchdog_usec, 0);
+
+        run = RUN("--worker-watchdog=3s", "--", "prog");
+        assert_int_equal(run.r, 0);
+        assert_int_equal(run.o.worker_watchdog_usec, 3 * USEC_PER_SEC);
+
+        run = RUN("--exec-ready=notify");
+        assert_int_equal(run.r, -ERANGE);
+        assert_str_contains(run.err, "--exec-ready");
+
+        run = RUN("--exit-idle-time=5s", "--", "prog");
+        assert_int_equal(run.r, -ERANGE);
+        assert_str_contains(run.err, "--exit-idle-time");
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -510,6 +595,11 @@ int main(void)
                 cmocka_unit_test(test_stray_argument),
                 cmocka_unit_test(test_double_dash_as_option_value),
                 cmocka_unit_test(test_reparse),
+                cmocka_unit_test(test_lifecycle_defaults),
+                cmocka_unit_test(test_lifecycle_values),
+                cmocka_unit_test(test_lifecycle_bad_values),
+                cmocka_unit_test(test_ready_workers_above_workers),
+                cmocka_unit_test(test_exec_workers),
                 cmocka_unit_test(test_error_text_written_only_on_failure),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

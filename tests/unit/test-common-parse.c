@@ -313,6 +313,49 @@ static void test_format_small_buffer(void **state)
         assert_int_equal(format_listen_address(&bad, buf, sizeof buf), -EAFNOSUPPORT);
 }
 
+static void test_duration(void **state)
+{
+        static const struct {
+                const char *s;
+                uint64_t usec;
+        } ok[] = {
+                { "0", 0 },
+                { "10", 10 * USEC_PER_SEC },
+                { "10s", 10 * USEC_PER_SEC },
+                { "500ms", 500 * USEC_PER_MSEC },
+                { "2min", 120 * USEC_PER_SEC },
+                { "2m", 120 * USEC_PER_SEC },
+                { "1h 30min", 5400 * USEC_PER_SEC },
+                { "1h30min", 5400 * USEC_PER_SEC },
+                { "1.5s", 1500 * USEC_PER_MSEC },
+                { "250us", 250 },
+                { "1d", 86400 * USEC_PER_SEC },
+                { " 3 s ", 3 * USEC_PER_SEC },
+                { "30000000us", 30 * USEC_PER_SEC },
+        };
+        static const char *const bad[] = {
+                "", " ", "s", "-1", "1x", "10 parsecs", "1min 30", "1.", ".", "ms", "1e3", "365days 1s",
+                "99999999999999999999",
+        };
+        for (size_t i = 0; i < ELEMENTSOF(ok); i++) {
+                uint64_t v = 4242;
+                int r = parse_duration(ok[i].s, &v);
+                if (r < 0 || v != ok[i].usec)
+                        fail_msg("\"%s\": r=%d v=%llu, expected %llu", ok[i].s, r, (unsigned long long) v,
+                                 (unsigned long long) ok[i].usec);
+        }
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                uint64_t v = 4242;
+                if (parse_duration(bad[i], &v) >= 0)
+                        fail_msg("\"%s\" was accepted as %llu", bad[i], (unsigned long long) v);
+                assert_int_equal(v, 4242);
+        }
+        uint64_t v = 4242;
+        assert_int_equal(parse_duration(NULL, &v), -EINVAL);
+        assert_int_equal(parse_duration("365d", &v), 0);
+        assert_int_equal(v, DURATION_MAX);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -326,6 +369,7 @@ int main(void)
                 cmocka_unit_test(test_bad_ports),
                 cmocka_unit_test(test_bad_hosts),
                 cmocka_unit_test(test_format_small_buffer),
+                cmocka_unit_test(test_duration),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
