@@ -49,6 +49,7 @@ static const char *const process_state_names[] = {
 static void update_status(Supervisor *s);
 static uint64_t slot_schedule(WorkerSlot *w);
 static uint64_t backoff_delay(const WorkerSlot *w);
+static bool slot_retiring(const WorkerSlot *w);
 static void slot_start(WorkerSlot *w);
 static void reload_advance(Supervisor *s);
 static void reload_finish(Supervisor *s, bool ok);
@@ -386,10 +387,10 @@ static int on_process_watchdog(sd_event_source *src, uint64_t usec, void *userda
                 process_detach(p);
                 s->restarts++;
                 w->failures++;
-                if (was_current && !w->replacement)
-                        slot_schedule(w);
-                else if (s->reloading && s->reload_slot == w->index)
+                if (s->reloading && s->reload_slot == w->index && !was_current)
                         reload_finish(s, false);
+                else if (!w->replacement && (was_current || slot_retiring(w)))
+                        slot_schedule(w);
         }
         update_status(s);
         return 0;
@@ -457,8 +458,8 @@ static int on_child_exit(sd_event_source *src, const siginfo_t *si, void *userda
                 else
                         w->failures = 0;
 
-                bool respawn = !(was_replacement && s->reloading && s->reload_slot == w->index) && !w->current &&
-                               !w->replacement;
+                bool respawn = !(was_replacement && s->reloading && s->reload_slot == w->index) &&
+                               !w->replacement && (!w->current || slot_retiring(w));
                 if (respawn && backoff_delay(w) > 0)
                         snprintf(next, sizeof next, "; restarting it in %llu ms (%u failures in a row)",
                                  (unsigned long long) (backoff_delay(w) / USEC_PER_MSEC), w->failures);
@@ -533,6 +534,13 @@ static void slot_start(WorkerSlot *w)
                 w->current = p;
         else
                 w->replacement = p;
+}
+
+/* The slot's worker asked to be recycled and has no replacement starting: one that failed is retried, with
+ * the slot's backoff, since the worker asks only once. */
+static bool slot_retiring(const WorkerSlot *w)
+{
+        return w->current && w->current->retire_asked && !w->replacement && !w->supervisor->reloading;
 }
 
 /* The first failure is replaced at once; from the second in a row, 100 ms doubling up to 30 s. */

@@ -172,6 +172,128 @@ sys_listen_on() {
         ok "$unit moved to 127.0.0.1:$port by a drop-in"
 }
 
+# sys_dropin UNIT NAME: install stdin as the drop-in NAME.conf of UNIT in the
+# container (/etc/systemd/system/UNIT.d/NAME.conf), then daemon-reload.
+sys_dropin() {
+        local unit=$1 name=$2
+        sys_run mkdir -p "/etc/systemd/system/$unit.d" || fail "cannot create the drop-in directory of $unit"
+        sys_run tee "/etc/systemd/system/$unit.d/$name.conf" >/dev/null ||
+                fail "cannot write the drop-in $unit.d/$name.conf"
+        sys_run systemctl daemon-reload || fail "systemctl daemon-reload failed"
+}
+
+# sys_show UNIT PROPERTY: print the value of a unit property in the container.
+sys_show() { sys_run systemctl show -p "$2" --value "$1"; }
+
+# sys_exec_path UNIT: print the binary of UNIT's (first) ExecStart=.
+sys_exec_path() {
+        local exec_start
+        exec_start=$(sys_show "$1" ExecStart) || return 1
+        [[ $exec_start =~ path=([^ \;]+) ]] || return 1
+        printf '%s\n' "${BASH_REMATCH[1]}"
+}
+
+# sys_journal_count UNIT FIELD VALUE: print how many journal entries of UNIT
+# carry FIELD=VALUE (after a journalctl --sync).
+sys_journal_count() {
+        local j
+        sys_run journalctl --sync 2>/dev/null || true
+        j=$(sys_run journalctl -u "$1" -o json --no-pager) || return 1
+        grep -c -F "\"$2\":\"$3\"" <<<"$j" || true
+}
+
+# --- background jobs on the host ------------------------------------------------
+
+SYS_BG_PIDS=()          # background jobs started with sys_bg, not yet waited for
+SYS_BG_PID=""           # the last one
+
+# sys_bg CMD...: run CMD (a command or a shell function) in the background
+# on the host; its pid is left in SYS_BG_PID.  Collect its exit status with
+# sys_bg_wait; a job still running when the test exits is killed with its
+# descendants (before the container is torn down).  Call it from the main
+# shell, and do not call fail from inside the job.
+sys_bg() {
+        "$@" &
+        SYS_BG_PID=$!
+        SYS_BG_PIDS+=("$SYS_BG_PID")
+}
+
+# sys_bg_wait PID: wait for a job started with sys_bg; return its exit status.
+sys_bg_wait() {
+        local pid=$1 rc=0 p
+        local -a rest=()
+        wait "$pid" || rc=$?
+        for p in "${SYS_BG_PIDS[@]}"; do
+                [[ $p == "$pid" ]] || rest+=("$p")
+        done
+        SYS_BG_PIDS=("${rest[@]}")
+        return "$rc"
+}
+
+# sys_curl_stream URL OUT STOP [INTERVAL] [MAX]: until the file STOP exists
+# (or MAX requests were started; default 1000), start a GET of URL every
+# INTERVAL seconds (default 0.1) without waiting for the ones before; each
+# appends "HTTP_CODE CURL_EXIT_STATUS [CURL ERROR]" to the file OUT when it
+# is done.  Returns once all of them are done.  Run it with sys_bg; check OUT
+# with sys_curl_check.
+sys_curl_stream() {
+        local url=$1 out=$2 stop=$3 interval=${4:-0.1} max=${5:-1000} n=0
+        local -a pids=()
+        while [[ ! -e $stop ]] && ((n < max)); do
+                sys_curl_one "$url" "$out" &
+                pids+=("$!")
+                n=$((n + 1))
+                sleep "$interval"
+        done
+        ((${#pids[@]} == 0)) || wait "${pids[@]}" || true
+}
+
+# sys_curl_one URL OUT: GET URL; append "HTTP_CODE CURL_EXIT_STATUS [CURL ERROR]"
+# to the file OUT.
+sys_curl_one() {
+        local code rc=0 err errf="$2.err.$BASHPID"
+        code=$(curl -sS -o /dev/null --max-time 60 -w '%{http_code}' "$1" 2>"$errf") || rc=$?
+        err=$(tr '\n' ' ' <"$errf") || true
+        rm -f -- "$errf"
+        printf '%s %s%s\n' "${code:-000}" "$rc" "${err:+ ${err% }}" >>"$2"
+}
+
+# sys_curl_check WHAT OUT [MIN]: fail unless the file OUT of sys_curl_stream
+# holds at least MIN (default 1) results, all of them "200 0".
+sys_curl_check() {
+        local what=$1 out=$2 min=${3:-1} n bad
+        [[ -f $out ]] || fail "$what: no request was made"
+        n=$(grep -c . "$out" || true)
+        ((n >= min)) || fail "$what: only $n requests were made (expected at least $min)"
+        bad=$(grep -v -x '200 0' "$out" || true)
+        [[ -z $bad ]] || fail "$what: $(grep -c . <<<"$bad") of $n requests failed (HTTP status," \
+                "curl exit status, error):"$'\n'"$(sort "$out" | uniq -c)"
+        ok "$what: all $n requests answered 200"
+}
+
+# _sys_tree PID: print PID and its descendants (parents first).
+_sys_tree() {
+        local c
+        printf '%s\n' "$1"
+        for c in $(pgrep -P "$1" 2>/dev/null); do
+                _sys_tree "$c"
+        done
+}
+
+# Kill the background jobs still running, each with its descendants.
+_sys_kill_bg() {
+        local pid p
+        for pid in "${SYS_BG_PIDS[@]}"; do
+                kill -0 "$pid" 2>/dev/null || continue
+                log "killing background job $pid"
+                for p in $(_sys_tree "$pid"); do
+                        kill -TERM "$p" 2>/dev/null || true
+                done
+                wait "$pid" 2>/dev/null || true
+        done
+        SYS_BG_PIDS=()
+}
+
 # --- small helpers ------------------------------------------------------------
 
 # sys_contains HAYSTACK NEEDLE: true if NEEDLE is a substring of HAYSTACK.
@@ -498,6 +620,7 @@ _sys_on_exit() {
                 printf 'FAIL: unexpected exit status %s (%s)\n' "$rc" "${_sys_last_err:-?}" >&2
                 _sys_diagnostics >&2
         fi
+        _sys_kill_bg
         if ((SYS_FAST)) && [[ ${SYS_KEEP_TMP:-0} != 1 && -n $SYS_TMPDIR ]]; then
                 # Interrupted: we may not get to the end of this function.
                 rm -rf -- "$SYS_TMPDIR"
