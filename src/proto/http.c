@@ -85,8 +85,17 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
 static int on_headers_complete(http_parser *p)
 {
         HttpRequest *r = request_of(p);
+        unsigned n_host = 0;
+
         if (p->http_major != 1)
                 return fail(r, 505);
+        /* RFC 9112 3.2: an HTTP/1.1 request without Host, or any request with more than one, is a 400; two
+         * Hosts are how a request smuggles a second virtual host past a proxy that reads the first. */
+        for (unsigned i = 0; i < r->n_headers; i++)
+                if (r->headers[i].name_len == 4 && strncasecmp(r->arena + r->headers[i].name_off, "host", 4) == 0)
+                        n_host++;
+        if (n_host > 1 || (n_host == 0 && p->http_minor >= 1))
+                return fail(r, 400);
         r->headers_done = true;
         return 0;
 }

@@ -60,6 +60,7 @@ void conn_accept(Worker *w, int fd, Protocol protocol)
         c->state = CONN_READ;
         c->readable = c->writable = false;
         c->fresh = true;
+        c->peer_closed = false;
         c->close_after = false;
         c->rpos = c->rlen = 0;
         c->head_len = c->head_off = 0;
@@ -127,14 +128,15 @@ void conns_release_closed(Worker *w)
 
 static bool conn_idle(const Conn *c)
 {
-        return c->state == CONN_READ && !c->req.started && c->rpos == c->rlen && !c->fresh;
+        return c->state == CONN_READ && !c->req.started && c->rpos == c->rlen;
 }
 
 void conn_begin_drain(Conn *c)
 {
         /* An idle keep-alive connection is not closed at once: the client may be sending its next request
          * right now, and closing would lose it. It gets a short grace; a request that arrives is answered with
-         * "Connection: close". */
+         * "Connection: close". A connection that has not sent its first byte yet gets the same bound rather
+         * than the header timeout, so that a silent client cannot hold the stop for long. */
         if (conn_idle(c))
                 timer_arm(&c->worker->loop, &c->worker->q_drain, &c->timer);
 }
@@ -308,7 +310,7 @@ static void conn_arm_read_timer(Conn *c)
 
         /* A request's header deadline runs from its first byte (or the accept), and is not extended by
          * further bytes: a client trickling a header one byte at a time cannot hold the connection. */
-        if (c->req.started || c->fresh)
+        if (c->req.started || (c->fresh && !w->draining))
                 q = &w->q_header;
         else
                 q = w->draining ? &w->q_drain : &w->q_idle;
@@ -361,8 +363,9 @@ static void conn_run(Conn *c)
                 ssize_t n = read(c->watch.fd, c->rbuf, sizeof c->rbuf);
                 if (n > 0) {
                         c->rlen = (size_t) n;
-                        /* A short read drained the socket: the next edge will tell us about more. */
-                        if ((size_t) n < sizeof c->rbuf)
+                        /* A short read drained the socket: the next edge will tell us about more, except the
+                         * end of the stream when its edge came with this data. */
+                        if ((size_t) n < sizeof c->rbuf && !c->peer_closed)
                                 c->readable = false;
                         continue;
                 }
@@ -383,6 +386,8 @@ static void conn_io(Loop *l, IoWatch *watch, uint32_t events)
 
         if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
                 c->readable = true;
+        if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+                c->peer_closed = true;
         if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
                 c->writable = true;
         conn_run(c);

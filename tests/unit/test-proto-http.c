@@ -80,7 +80,7 @@ static void assert_error(HttpRequest *r, const char *data, size_t len, unsigned 
                          status);
         assert_int_equal(r->error_status, status);
         /* Once failed, nothing more is consumed. */
-        assert_int_equal(http_request_feed(r, "GET / HTTP/1.1\r\n\r\n", 18), 0);
+        assert_int_equal(http_request_feed(r, "GET / HTTP/1.1\r\nHost: h\r\n\r\n", 18), 0);
         assert_int_equal(r->state, HTTP_PARSE_ERROR);
         assert_int_equal(r->error_status, status);
 }
@@ -162,7 +162,7 @@ static void test_simple_get(void **state)
         assert_true(r->keep_alive);
 
         /* Complete: nothing more is consumed until http_request_next(). */
-        assert_int_equal(feed_str(r, "GET / HTTP/1.1\r\n\r\n"), 0);
+        assert_int_equal(feed_str(r, "GET / HTTP/1.1\r\nHost: h\r\n\r\n"), 0);
         assert_int_equal(r->state, HTTP_PARSE_COMPLETE);
         assert_url(r, "/index.html?x=1");
 }
@@ -181,7 +181,7 @@ static void test_head_and_other_methods(void **state)
         assert_url(r, "*");
 
         http_request_next(r);
-        assert_complete(r, "DELETE /y HTTP/1.1\r\n\r\n");
+        assert_complete(r, "DELETE /y HTTP/1.0\r\n\r\n");
         assert_int_equal(http_request_method(r), HTTP_DELETE);
         assert_int_equal(r->n_headers, 0);
         assert_no_header(r, "Host");
@@ -192,19 +192,19 @@ static void test_keep_alive_rules(void **state)
         HttpRequest *r = *state;
 
         /* HTTP/1.1: persistent by default. */
-        assert_complete(r, "GET / HTTP/1.1\r\n\r\n");
+        assert_complete(r, "GET / HTTP/1.1\r\nHost: h\r\n\r\n");
         assert_true(r->keep_alive);
 
         http_request_next(r);
-        assert_complete(r, "GET / HTTP/1.1\r\nConnection: close\r\n\r\n");
+        assert_complete(r, "GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n");
         assert_false(r->keep_alive);
 
         http_request_init(r);
-        assert_complete(r, "GET / HTTP/1.1\r\nconnection: Close\r\n\r\n");
+        assert_complete(r, "GET / HTTP/1.1\r\nHost: h\r\nconnection: Close\r\n\r\n");
         assert_false(r->keep_alive);
 
         http_request_init(r);
-        assert_complete(r, "GET / HTTP/1.1\r\nConnection: keep-alive\r\n\r\n");
+        assert_complete(r, "GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive\r\n\r\n");
         assert_true(r->keep_alive);
         assert_int_equal(r->parser.http_minor, 1);
 
@@ -266,13 +266,13 @@ static void test_pipelined_two_in_one_buffer(void **state)
 static void test_pipelined_three_and_partial(void **state)
 {
         HttpRequest *r = *state;
-        const char *buf = "GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\nGET /3 HT";
+        const char *buf = "GET /1 HTTP/1.1\r\nHost: h\r\n\r\nGET /2 HTTP/1.1\r\nHost: h\r\n\r\nGET /3 HT";
         const char *urls[] = { "/1", "/2" };
         size_t off = 0;
 
         for (size_t i = 0; i < 2; i++) {
                 size_t n = feed_str(r, buf + off);
-                assert_int_equal(n, 19);
+                assert_int_equal(n, 28);
                 assert_int_equal(r->state, HTTP_PARSE_COMPLETE);
                 assert_url(r, urls[i]);
                 off += n;
@@ -300,8 +300,8 @@ static void test_byte_by_byte(void **state)
                           "Content-Length: 5\r\n"
                           "\r\n"
                           "hello"
-                          "GET /next HTTP/1.1\r\n\r\n";
-        size_t first_len = strlen(req) - strlen("GET /next HTTP/1.1\r\n\r\n");
+                          "GET /next HTTP/1.1\r\nHost: h\r\n\r\n";
+        size_t first_len = strlen(req) - strlen("GET /next HTTP/1.1\r\nHost: h\r\n\r\n");
         char one[1];
         size_t i;
 
@@ -332,7 +332,7 @@ static void test_byte_by_byte(void **state)
         assert_int_equal(r->state, HTTP_PARSE_COMPLETE);
         assert_int_equal(http_request_method(r), HTTP_GET);
         assert_url(r, "/next");
-        assert_int_equal(r->n_headers, 0);
+        assert_int_equal(r->n_headers, 1);
 }
 
 static void test_split_at_every_offset(void **state)
@@ -400,7 +400,7 @@ static void test_next_resets_arena(void **state)
 
         /* Two requests that each use most of the arena: the second fits only if the first was released. */
         for (int i = 0; i < 2; i++) {
-                buf_str(&b, "GET /big HTTP/1.1\r\nX-Big: ");
+                buf_str(&b, "GET /big HTTP/1.1\r\nHost: h\r\nX-Big: ");
                 buf_fill(&b, (char) ('a' + i), HTTP_HEADER_BYTES_MAX - 100);
                 buf_str(&b, "\r\n\r\n");
         }
@@ -428,7 +428,7 @@ static void test_url_limit(void **state)
         /* Exactly HTTP_URL_MAX bytes of URL is fine. */
         buf_str(&b, "GET /");
         buf_fill(&b, 'u', HTTP_URL_MAX - 1);
-        buf_str(&b, " HTTP/1.1\r\n\r\n");
+        buf_str(&b, " HTTP/1.1\r\nHost: h\r\n\r\n");
         assert_complete(r, b.p);
         assert_int_equal(r->url_len, HTTP_URL_MAX);
         free(b.p);
@@ -438,7 +438,7 @@ static void test_url_limit(void **state)
         http_request_init(r);
         buf_str(&b, "GET /");
         buf_fill(&b, 'u', HTTP_URL_MAX);
-        buf_str(&b, " HTTP/1.1\r\n\r\n");
+        buf_str(&b, " HTTP/1.1\r\nHost: h\r\n\r\n");
         assert_error(r, b.p, b.len, 414);
 
         /* And across many small reads. */
@@ -464,7 +464,7 @@ static void test_too_many_headers(void **state)
         Buf b = {};
         char line[64];
 
-        buf_str(&b, "GET / HTTP/1.1\r\n");
+        buf_str(&b, "GET / HTTP/1.0\r\n");
         for (unsigned i = 0; i < HTTP_HEADERS_MAX; i++) {
                 snprintf(line, sizeof line, "X-H%u: %u\r\n", i, i);
                 buf_str(&b, line);
@@ -492,7 +492,7 @@ static void test_header_bytes_limit(void **state)
         Buf b = {};
 
         /* The arena holds the URL, the field names and the values: "/" + "X" + value = HTTP_HEADER_BYTES_MAX. */
-        buf_str(&b, "GET / HTTP/1.1\r\nX: ");
+        buf_str(&b, "GET / HTTP/1.0\r\nX: ");
         buf_fill(&b, 'v', HTTP_HEADER_BYTES_MAX - 2);
         buf_str(&b, "\r\n\r\n");
         assert_complete(r, b.p);
@@ -502,7 +502,7 @@ static void test_header_bytes_limit(void **state)
 
         /* One byte more. */
         http_request_init(r);
-        buf_str(&b, "GET / HTTP/1.1\r\nX: ");
+        buf_str(&b, "GET / HTTP/1.0\r\nX: ");
         buf_fill(&b, 'v', HTTP_HEADER_BYTES_MAX - 1);
         buf_str(&b, "\r\n\r\n");
         assert_error(r, b.p, b.len, 431);
@@ -511,7 +511,7 @@ static void test_header_bytes_limit(void **state)
 
         /* Many moderate headers adding up to more than the arena, fed in pieces. */
         http_request_init(r);
-        buf_str(&b, "GET / HTTP/1.1\r\n");
+        buf_str(&b, "GET / HTTP/1.0\r\n");
         for (int i = 0; i < 40; i++) {
                 char name[32];
                 snprintf(name, sizeof name, "X-Fill-%d: ", i);
@@ -529,7 +529,7 @@ static void test_header_bytes_limit(void **state)
 
         /* A huge field name. */
         http_request_init(r);
-        buf_str(&b, "GET / HTTP/1.1\r\n");
+        buf_str(&b, "GET / HTTP/1.0\r\n");
         buf_fill(&b, 'N', HTTP_HEADER_BYTES_MAX + 10);
         buf_str(&b, ": v\r\n\r\n");
         assert_error(r, b.p, b.len, 431);
@@ -540,11 +540,28 @@ static void test_unknown_method(void **state)
 {
         HttpRequest *r = *state;
 
-        assert_error_str(r, "FOO / HTTP/1.1\r\n\r\n", 501);
+        assert_error_str(r, "FOO / HTTP/1.1\r\nHost: h\r\n\r\n", 501);
         http_request_init(r);
-        assert_error_str(r, "BREW /pot HTTP/1.1\r\n\r\n", 501);
+        assert_error_str(r, "BREW /pot HTTP/1.1\r\nHost: h\r\n\r\n", 501);
         http_request_init(r);
-        assert_error_str(r, "GETX / HTTP/1.1\r\n\r\n", 501);
+        assert_error_str(r, "GETX / HTTP/1.1\r\nHost: h\r\n\r\n", 501);
+}
+
+static void test_host_rules(void **state)
+{
+        HttpRequest *r = *state;
+
+        /* RFC 9112 3.2: HTTP/1.1 needs exactly one Host; HTTP/1.0 may have none, never two. */
+        assert_error_str(r, "GET / HTTP/1.1\r\n\r\n", 400);
+        http_request_init(r);
+        assert_error_str(r, "GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n", 400);
+        http_request_init(r);
+        assert_error_str(r, "GET / HTTP/1.0\r\nHost: a\r\nHOST: a\r\n\r\n", 400);
+        http_request_init(r);
+        assert_complete(r, "GET / HTTP/1.0\r\n\r\n");
+        http_request_init(r);
+        assert_complete(r, "GET / HTTP/1.1\r\nX-Host: a\r\nHost:\r\n\r\n");
+        assert_header(r, "host", "");
 }
 
 static void test_unsupported_version(void **state)
@@ -559,7 +576,7 @@ static void test_unsupported_version(void **state)
 
         /* Minor versions of 1 other than 0 and 1 are HTTP/1.x. */
         http_request_init(r);
-        assert_complete(r, "GET / HTTP/1.2\r\n\r\n");
+        assert_complete(r, "GET / HTTP/1.2\r\nHost: h\r\n\r\n");
         assert_int_equal(r->parser.http_minor, 2);
 }
 
@@ -581,12 +598,12 @@ static void test_garbage(void **state)
                 "GET / XTTP/1.1\r\n\r\n",                   /* not HTTP */
                 "GET / HTTP/1.x\r\n\r\n",                   /* bad version */
                 "GET / HTTP/1.1 extra\r\n\r\n",             /* junk after the version */
-                "GET /a\x7f HTTP/1.1\r\n\r\n",              /* control character in the target */
+                "GET /a\x7f HTTP/1.1\r\nHost: h\r\n\r\n",              /* control character in the target */
                 "GET / HTTP/1.1\r\nHost example.com\r\n\r\n", /* header line without colon */
-                "GET / HTTP/1.1\r\nHo(st: x\r\n\r\n",       /* not a token */
-                "GET / HTTP/1.1\r\nContent-Length: abc\r\n\r\n",
-                "GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
-                "GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+                "GET / HTTP/1.1\r\nHost: h\r\nHo(st: x\r\n\r\n",       /* not a token */
+                "GET / HTTP/1.1\r\nHost: h\r\nContent-Length: abc\r\n\r\n",
+                "GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+                "GET / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
         };
 
         assert_all_400(*state, garbage, ELEMENTSOF(garbage));
@@ -609,10 +626,10 @@ static void test_content_length_and_transfer_encoding(void **state)
 {
         HttpRequest *r = *state;
 
-        assert_error_str(r, "POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+        assert_error_str(r, "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
                             "5\r\nhello\r\n0\r\n\r\n", 400);
         http_request_init(r);
-        assert_error_str(r, "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n"
+        assert_error_str(r, "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n"
                             "5\r\nhello\r\n0\r\n\r\n", 400);
 }
 
@@ -627,12 +644,12 @@ static void test_whitespace_before_colon(void **state)
         http_request_init(r);
         assert_error_str(r, "GET / HTTP/1.1\r\nHost\t: example.com\r\n\r\n", 400);
         http_request_init(r);
-        assert_error_str(r, "POST / HTTP/1.1\r\nContent-Length : 5\r\n\r\nhello", 400);
+        assert_error_str(r, "POST / HTTP/1.1\r\nHost: h\r\nContent-Length : 5\r\n\r\nhello", 400);
         http_request_init(r);
-        assert_error_str(r, "POST / HTTP/1.1\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n", 400);
+        assert_error_str(r, "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n", 400);
         /* A field name is a token: no space inside either. */
         http_request_init(r);
-        assert_error_str(r, "GET / HTTP/1.1\r\nX Y: z\r\n\r\n", 400);
+        assert_error_str(r, "GET / HTTP/1.1\r\nHost: h\r\nX Y: z\r\n\r\n", 400);
 }
 
 /* RFC 9112 2.2: a line starting with whitespace right after the request line is either rejected or ignored;
@@ -683,17 +700,17 @@ static void test_upgrade_request_then_next(void **state)
 {
         HttpRequest *r = *state;
         /* drover never upgrades: what follows an Upgrade request is the next HTTP request. */
-        const char *first = "GET /ws HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
+        const char *first = "GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
         char buf[256];
 
-        snprintf(buf, sizeof buf, "%sGET /plain HTTP/1.1\r\n\r\n", first);
+        snprintf(buf, sizeof buf, "%sGET /plain HTTP/1.1\r\nHost: h\r\n\r\n", first);
         assert_int_equal(feed_str(r, buf), strlen(first));
         assert_int_equal(r->state, HTTP_PARSE_COMPLETE);
         assert_url(r, "/ws");
         assert_header(r, "upgrade", "websocket");
 
         http_request_next(r);
-        assert_int_equal(feed_str(r, buf + strlen(first)), strlen("GET /plain HTTP/1.1\r\n\r\n"));
+        assert_int_equal(feed_str(r, buf + strlen(first)), strlen("GET /plain HTTP/1.1\r\nHost: h\r\n\r\n"));
         assert_int_equal(r->state, HTTP_PARSE_COMPLETE);
         assert_url(r, "/plain");
 }
@@ -702,13 +719,13 @@ static void test_body_in_separate_reads(void **state)
 {
         HttpRequest *r = *state;
 
-        assert_int_equal(feed_str(r, "PUT /f HTTP/1.1\r\nContent-Length: 10\r\n\r\n"), 39);
+        assert_int_equal(feed_str(r, "PUT /f HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\n"), 48);
         assert_int_equal(r->state, HTTP_PARSE_INCOMPLETE);
         assert_true(r->headers_done);
         assert_int_equal(feed_str(r, "01234"), 5);
         assert_int_equal(r->state, HTTP_PARSE_INCOMPLETE);
         /* The rest of the body and the start of the next request: only the body is consumed. */
-        assert_int_equal(feed_str(r, "56789GET / HTTP/1.1\r\n\r\n"), 5);
+        assert_int_equal(feed_str(r, "56789GET / HTTP/1.1\r\nHost: h\r\n\r\n"), 5);
         assert_int_equal(r->state, HTTP_PARSE_COMPLETE);
         assert_int_equal(http_request_method(r), HTTP_PUT);
         assert_url(r, "/f");
@@ -717,18 +734,18 @@ static void test_body_in_separate_reads(void **state)
 static void test_chunked_body_consumed(void **state)
 {
         HttpRequest *r = *state;
-        const char *first = "POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+        const char *first = "POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
                             "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
         char buf[256];
 
-        snprintf(buf, sizeof buf, "%sGET /d HTTP/1.1\r\n\r\n", first);
+        snprintf(buf, sizeof buf, "%sGET /d HTTP/1.1\r\nHost: h\r\n\r\n", first);
         assert_int_equal(feed_str(r, buf), strlen(first));
         assert_int_equal(r->state, HTTP_PARSE_COMPLETE);
         assert_url(r, "/c");
         assert_true(r->keep_alive);
 
         http_request_next(r);
-        assert_int_equal(feed_str(r, buf + strlen(first)), strlen("GET /d HTTP/1.1\r\n\r\n"));
+        assert_int_equal(feed_str(r, buf + strlen(first)), strlen("GET /d HTTP/1.1\r\nHost: h\r\n\r\n"));
         assert_int_equal(r->state, HTTP_PARSE_COMPLETE);
         assert_url(r, "/d");
 }
@@ -738,7 +755,7 @@ static void test_leading_empty_lines(void **state)
         HttpRequest *r = *state;
 
         /* RFC 9112 2.2: a server SHOULD ignore at least one empty line before the request-line. */
-        assert_complete(r, "\r\nGET /x HTTP/1.1\r\n\r\n");
+        assert_complete(r, "\r\nGET /x HTTP/1.1\r\nHost: h\r\n\r\n");
         assert_url(r, "/x");
 }
 
@@ -1120,6 +1137,7 @@ int main(void)
                 REQ_TEST(test_too_many_headers),
                 REQ_TEST(test_header_bytes_limit),
                 REQ_TEST(test_unknown_method),
+                REQ_TEST(test_host_rules),
                 REQ_TEST(test_unsupported_version),
                 REQ_TEST(test_garbage),
                 REQ_TEST(test_garbage_not_a_method),
