@@ -95,6 +95,14 @@ int sockets_collect(const Options *o, ListenSocket **ret, size_t *ret_n)
                                   "with --listen=127.0.0.1:8080");
                         return -EX_CONFIG;
                 }
+                if (o->exit_idle_usec > 0) {
+                        /* The idle exit relies on systemd keeping the socket: here the port would close with
+                         * drover and refuse the next client instead of starting drover again. */
+                        log_error("--exit-idle-time: not available with --listen: it needs the listening sockets "
+                                  "from systemd (a socket unit), which keep the port open and start drover again "
+                                  "on the next connection");
+                        return -EX_CONFIG;
+                }
                 s = calloc(o->n_listen, sizeof *s);
                 if (!s)
                         return log_error_errno(ENOMEM, "%m"), -EX_OSERR;

@@ -47,6 +47,7 @@ static const char *const process_state_names[] = {
 };
 
 static void update_status(Supervisor *s);
+static int on_status_tick(sd_event_source *src, uint64_t usec, void *userdata);
 static uint64_t slot_schedule(WorkerSlot *w);
 static uint64_t backoff_delay(const WorkerSlot *w);
 static bool slot_retiring(const WorkerSlot *w);
@@ -750,6 +751,9 @@ static void update_status(Supervisor *s)
                 s->rate_requests = req;
         }
         format_rate(s->rate, rate, sizeof rate);
+        if (!s->status_timer_armed && (req != s->tick_requests || conns != s->tick_conns || s->rate > 0) &&
+            arm_timer(s, &s->status_timer, STATUS_INTERVAL_USEC, on_status_tick, s) >= 0)
+                s->status_timer_armed = true;
 
         int n = snprintf(status, sizeof status, "%s: %u/%u workers", s->reloading ? "Reloading" : "Ready", ready,
                          s->n_slots);
@@ -773,6 +777,22 @@ send:
                 snprintf(s->status, sizeof s->status, "%s", status);
                 (void) sd_notifyf(false, "STATUS=%s", status);
         }
+}
+
+static int on_status_tick(sd_event_source *src, uint64_t usec, void *userdata)
+{
+        Supervisor *s = userdata;
+        uint64_t req, acc, conns;
+
+        s->status_timer_armed = false;
+        stats_totals(s, &req, &acc, &conns);
+        bool moved = req != s->tick_requests || conns != s->tick_conns;
+        s->tick_requests = req;
+        s->tick_conns = conns;
+        /* update_status() re-arms the tick while the counters move or the rate has not reached 0 yet. */
+        if (moved || s->rate > 0)
+                update_status(s);
+        return 0;
 }
 
 /* The pool can serve: a worker is ready, or it has been without one for less than its recovery budget. */
@@ -814,6 +834,8 @@ static void supervisor_stop(Supervisor *s, const char *why)
         log_event(LOG_INFO, 0, "stop", "%s: stopping %u workers", why, count_processes(s));
         (void) sd_notify(false, "STOPPING=1");
         s->idle_timer = sd_event_source_disable_unref(s->idle_timer);
+        s->status_timer = sd_event_source_disable_unref(s->status_timer);
+        s->status_timer_armed = false;
         for (unsigned i = 0; i < s->n_slots; i++)
                 s->slots[i].respawn_timer = sd_event_source_disable_unref(s->slots[i].respawn_timer);
         for (Process *p = s->processes; p; p = p->next) {
@@ -981,6 +1003,7 @@ static void supervisor_done(Supervisor *s)
                 sd_event_source_unref(s->slots[i].respawn_timer);
         free(s->slots);
         sd_event_source_unref(s->idle_timer);
+        sd_event_source_unref(s->status_timer);
         sd_event_source_unref(s->systemd_watchdog_timer);
         sd_event_source_unref(s->notify_source);
         safe_close(s->notify_fd);

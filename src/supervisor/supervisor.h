@@ -131,6 +131,11 @@ struct Supervisor {
         unsigned restarts;
         uint64_t rate_requests, rate_usec;
         double rate;
+        /* While the counters move, STATUS= is refreshed from a one-second tick that reads the shared counters;
+         * the tick stops once a tick sees them still and the rate has fallen to 0. */
+        sd_event_source *status_timer;
+        bool status_timer_armed;
+        uint64_t tick_requests, tick_conns;
         char status[256];
 };
 

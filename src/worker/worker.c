@@ -84,6 +84,7 @@ static void worker_ping(Worker *w)
         (void) sd_notify(0, "WATCHDOG=1");
         w->last_ping_ms = loop_now(&w->loop);
         w->requests_at_ping = stats_load(w->stats->requests);
+        w->conns_at_ping = w->n_conns;
         if (w->watchdog_usec > 0)
                 timer_arm(&w->loop, &w->q_ping, &w->ping_timer);
 }
@@ -125,6 +126,22 @@ static void worker_begin_drain(Worker *w)
         log_worker_event(LOG_INFO, 0, "drain", (int) w->slot, getpid(),
                          "stopping: no new connections, finishing %u open", w->n_conns);
         (void) sd_notify(0, "STOPPING=1");
+        /* Connections already queued on the listeners were accepted by the kernel on our behalf: serve them
+         * rather than leave them to whoever listens next (nobody, with --listen). One pass: what arrives from
+         * now on is for the workers that keep accepting, or for the next instance (the socket stays with
+         * systemd). */
+        for (size_t i = 0; i < w->n_listeners && w->n_conns < WORKER_CONNECTIONS_MAX; i++)
+                for (;;) {
+                        int fd = accept4(w->listeners[i].watch.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+                        if (fd < 0) {
+                                if (errno == ECONNABORTED || errno == EINTR)
+                                        continue;
+                                break;
+                        }
+                        conn_accept(w, fd, w->listeners[i].protocol);
+                        if (w->n_conns >= WORKER_CONNECTIONS_MAX)
+                                break;
+                }
         listeners_register(w, false);
         for (size_t i = 0; i < w->n_listeners; i++)
                 w->listeners[i].watch.fd = safe_close(w->listeners[i].watch.fd);
@@ -158,7 +175,8 @@ static void after_batch(Loop *l)
         /* While requests flow, ping at least once a second (the supervisor's STATUS= rate comes from these);
          * while idle, only at the watchdog's pace. Never more than one ping per second: not a syscall per
          * request. */
-        if (stats_load(w->stats->requests) != w->requests_at_ping && loop_now(l) - w->last_ping_ms >= 1000)
+        if ((stats_load(w->stats->requests) != w->requests_at_ping || w->n_conns != w->conns_at_ping) &&
+            loop_now(l) - w->last_ping_ms >= 1000)
                 worker_ping(w);
 }
 

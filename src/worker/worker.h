@@ -77,6 +77,7 @@ struct Worker {
         uint64_t watchdog_usec;
         uint64_t last_ping_ms;
         uint64_t requests_at_ping;
+        unsigned conns_at_ping;
         uint64_t max_requests; /* 0: never retire */
         bool retire_sent;
         uint64_t graceful_timeout_ms;

@@ -22,6 +22,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 
@@ -345,7 +346,9 @@ class NotifyMessage:
 
 class FakeNotifySocket:
     """What systemd listens on for sd_notify(): an AF_UNIX datagram socket, here bound to a path in the test's
-    temporary directory, with SO_PASSCRED so that every datagram says who sent it."""
+    temporary directory, with SO_PASSCRED so that every datagram says who sent it. Like systemd, it reads
+    continuously (a thread): sd_notify() blocks once the receive queue is full, and a test that is busy
+    elsewhere must not stall the supervisor that way."""
 
     def __init__(self, directory):
         self.path = os.path.join(directory, "notify.sock")
@@ -353,50 +356,62 @@ class FakeNotifySocket:
         self.sock.bind(self.path)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
         self.messages = []  # every datagram received so far, in order
+        self._cond = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
 
     def close(self):
+        self._closed = True
+        self._thread.join()
         self.sock.close()
 
-    def _recv(self, timeout):
-        r, _, _ = select.select([self.sock], [], [], max(0.0, timeout))
-        if not r:
-            return None
-        data, anc, _, _ = self.sock.recvmsg(65536, socket.CMSG_SPACE(12))
-        pid = None
-        for level, typ, cdata in anc:
-            if level == socket.SOL_SOCKET and typ == socket.SCM_CREDENTIALS and len(cdata) >= 12:
-                pid = int.from_bytes(cdata[0:4], "little", signed=True)
-        m = NotifyMessage(data, pid)
-        self.messages.append(m)
-        return m
+    def _read_pending(self):
+        """Reads what is queued now; call with self._cond held."""
+        while select.select([self.sock], [], [], 0)[0]:
+            data, anc, _, _ = self.sock.recvmsg(65536, socket.CMSG_SPACE(12))
+            pid = None
+            for level, typ, cdata in anc:
+                if level == socket.SOL_SOCKET and typ == socket.SCM_CREDENTIALS and len(cdata) >= 12:
+                    pid = int.from_bytes(cdata[0:4], "little", signed=True)
+            self.messages.append(NotifyMessage(data, pid))
+            self._cond.notify_all()
+
+    def _run(self):
+        while not self._closed:
+            if select.select([self.sock], [], [], 0.1)[0]:
+                with self._cond:
+                    self._read_pending()
 
     def drain(self):
-        while self._recv(0):
-            pass
-        return self.messages
+        with self._cond:
+            self._read_pending()
+            return self.messages
 
     def wait_for(self, predicate, timeout=WAIT, alive=None, what="a notify message", since=0):
         """The first message (already received, from index since on, or arriving within timeout) for which
         predicate holds. alive(): optional check that the sender still runs, to fail early."""
-        for m in self.messages[since:]:
-            if predicate(m):
-                return m
         deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError(f"timed out waiting for {what}; received ({len(self.messages)}, last 8 "
-                                     f"shown): {self.messages[-8:]!r}")
-            m = self._recv(min(left, 0.2))
-            if m is not None and predicate(m):
-                return m
-            if m is None and alive is not None and not alive():
-                self.drain()
-                for m in self.messages[since:]:
+        checked = since
+        with self._cond:
+            while True:
+                self._read_pending()
+                for m in self.messages[checked:]:
                     if predicate(m):
                         return m
-                raise AssertionError(f"process gone while waiting for {what}; received ({len(self.messages)}, "
-                                     f"last 8 shown): {self.messages[-8:]!r}")
+                checked = max(checked, len(self.messages))
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"timed out waiting for {what}; received ({len(self.messages)}, last 8 "
+                                         f"shown): {self.messages[-8:]!r}")
+                if alive is not None and not alive():
+                    self._read_pending()
+                    for m in self.messages[checked:]:
+                        if predicate(m):
+                            return m
+                    raise AssertionError(f"process gone while waiting for {what}; received "
+                                         f"({len(self.messages)}, last 8 shown): {self.messages[-8:]!r}")
+                self._cond.wait(min(left, 0.2))
 
 
 # ---------------------------------------------------------------------------------------------------------------
