@@ -52,6 +52,20 @@ static inline void freep(void *p)
 }
 #define _cleanup_free_ _cleanup_(freep)
 
+/* A NULL-terminated array of strings, as sd_listen_fds_with_names() returns. */
+static inline char **strv_free(char **l)
+{
+        for (char **i = l; i && *i; i++)
+                free(*i);
+        free(l);
+        return NULL;
+}
+static inline void strv_freep(char ***l)
+{
+        strv_free(*l);
+}
+#define _cleanup_strv_free_ _cleanup_(strv_freep)
+
 /* Negative errno from a libc call that set errno; never returns 0 even if errno was not set. */
 static inline int negative_errno(void)
 {

@@ -76,7 +76,7 @@ int options_parse(int argc, char *argv[], unsigned default_workers, Options *ret
         unsigned u;
         int c;
 
-        const char *last_value = NULL;
+        const char *last_value = NULL, *exit_idle_arg = NULL, *exec_ready_arg = NULL;
 
         optind = 0; /* full re-initialisation, so the parser can run more than once (tests) */
         opterr = 0;
@@ -124,6 +124,7 @@ int options_parse(int argc, char *argv[], unsigned default_workers, Options *ret
                 case ARG_EXIT_IDLE_TIME:
                         if (parse_duration(optarg, &o.exit_idle_usec) < 0)
                                 FAIL(-ERANGE, "--exit-idle-time: invalid value '%s': " DURATION_ALLOWED, optarg);
+                        exit_idle_arg = optarg;
                         break;
                 case ARG_MAX_REQUESTS:
                 case ARG_MAX_REQUESTS_JITTER: {
@@ -152,6 +153,7 @@ int options_parse(int argc, char *argv[], unsigned default_workers, Options *ret
                         else
                                 FAIL(-ERANGE, "--exec-ready: invalid value '%s': expected 'started' or 'notify'",
                                      optarg);
+                        exec_ready_arg = optarg;
                         break;
                 case ARG_WORKER:
                         if (parse_unsigned(optarg, 0, WORKERS_MAX - 1, &o.worker_slot) < 0)
@@ -192,10 +194,12 @@ int options_parse(int argc, char *argv[], unsigned default_workers, Options *ret
                 FAIL(-ERANGE, "--ready-workers: invalid value '%u': expected at most --workers (%u)", o.ready_workers,
                      o.workers);
         if (o.exit_idle_usec > 0 && o.exec_argv)
-                FAIL(-ERANGE, "--exit-idle-time: not available with exec workers ('-- %s'): drover cannot see "
-                     "their connections", o.exec_argv[0]);
-        if (!o.exec_argv && o.exec_ready != EXEC_READY_STARTED)
-                FAIL(-ERANGE, "--exec-ready: only meaningful with exec workers (-- COMMAND)");
+                FAIL(-ERANGE, "--exit-idle-time: invalid value '%s' with exec workers ('-- %s'): drover cannot see "
+                     "their connections; expected 0 (the default) or built-in workers", exit_idle_arg,
+                     o.exec_argv[0]);
+        if (!o.exec_argv && exec_ready_arg && o.exec_ready != EXEC_READY_STARTED)
+                FAIL(-ERANGE, "--exec-ready: invalid value '%s' without a COMMAND: only exec workers (-- COMMAND) "
+                     "have it", exec_ready_arg);
         if (o.exec_argv && !o.worker_watchdog_set)
                 o.worker_watchdog_usec = 0; /* most programs never send WATCHDOG=1 */
 

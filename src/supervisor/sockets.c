@@ -72,7 +72,9 @@ int sockets_collect(const Options *o, ListenSocket **ret, size_t *ret_n)
                         const char *name = names ? names[i] : "unknown";
                         s[n_s++] = (ListenSocket){ .fd = fd,
                                                    .protocol = protocol_from_fd_name(name, PROTOCOL_HTTP) };
-                        snprintf(s[i].name, sizeof s[i].name, "%s", protocol_to_string(s[i].protocol));
+                        /* Workers get the name systemd gave (an exec worker may rely on its own names); a
+                         * built-in worker maps it to the same protocol again. */
+                        snprintf(s[i].name, sizeof s[i].name, "%s", name);
                         if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0) {
                                 log_error("socket %i ('%s') passed by systemd is not a listening stream socket: "
                                           "drover needs ListenStream= sockets",

@@ -222,7 +222,7 @@ int worker_main(const Options *o)
 {
         static Worker worker; /* large (listener table); static keeps it off the stack */
         Worker *w = &worker;
-        char **names = NULL;
+        _cleanup_strv_free_ char **names = NULL;
         int n, r;
 
         w->slot = o->worker_slot;
@@ -273,9 +273,6 @@ int worker_main(const Options *o)
                         .protocol = protocol_from_fd_name(names ? names[i] : NULL, PROTOCOL_HTTP),
                 };
         }
-        for (int i = 0; names && i < n; i++)
-                free(names[i]);
-        free(names);
 
         listeners_register(w, true);
         (void) sd_notify(0, "READY=1");

@@ -90,6 +90,14 @@ def proc_stat(pid):
     return rest[0].decode(), int(rest[1])
 
 
+def proc_starttime(pid):
+    """Start time of a process in clock ticks since boot, or None if it is gone."""
+    data = proc_read(pid, "stat")
+    if data is None:
+        return None
+    return int(data[data.rindex(b")") + 2:].split()[19])
+
+
 def proc_alive(pid):
     """True for a process that exists and is not a zombie."""
     st = proc_stat(pid)
@@ -667,21 +675,30 @@ class Drover:
 
     # -- workers
 
-    def workers(self):
-        """{slot: pid} of the live worker processes: direct children with --worker=SLOT on their command line."""
+    def all_workers(self):
+        """{slot: [pid, ...]} of the live worker processes (direct children with --worker=SLOT on their
+        command line), oldest first: during a reload or a recycling a slot briefly has two."""
         out = {}
         for p in children_of(self.pid):
             cmd = proc_cmdline(p) or []
+            start = proc_starttime(p)
             for a in cmd[1:]:
                 m = re.fullmatch(r"--worker=(\d+)", a)
-                if m:
-                    assert int(m.group(1)) not in out, f"two workers in slot {m.group(1)}"
-                    out[int(m.group(1))] = p
-        return out
+                if m and start is not None:
+                    out.setdefault(int(m.group(1)), []).append((start, p))
+        return {slot: [p for _, p in sorted(v)] for slot, v in out.items()}
+
+    def workers(self):
+        """{slot: pid}: the newest worker of each slot."""
+        return {slot: pids[-1] for slot, pids in self.all_workers().items()}
 
     def wait_workers(self, n, timeout=WAIT):
-        return wait_until(lambda: (lambda w: w if len(w) == n else None)(self.workers()), timeout,
-                          message=f"{n} workers")
+        """{slot: pid} once n slots have exactly one worker each (no replacement or draining one besides)."""
+        def settled():
+            w = self.all_workers()
+            return {s: p[0] for s, p in w.items()} if len(w) == n and all(len(p) == 1 for p in w.values()) \
+                else None
+        return wait_until(settled, timeout, message=f"{n} workers")
 
     # -- HTTP
 
