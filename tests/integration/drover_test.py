@@ -186,9 +186,10 @@ def signal_mask(names):
     return m
 
 
-def listening_inodes(port, tables=("/proc/net/tcp", "/proc/net/tcp6")):
-    """Inodes of TCP sockets listening on port (any address), from /proc/net/tcp and tcp6."""
-    out = set()
+def tcp_table(tables=("/proc/net/tcp", "/proc/net/tcp6")):
+    """(local port, remote port, state, inode) of every TCP socket, from /proc/net/tcp and tcp6; state is the
+    kernel's hex code ("0A": listening, "01": established)."""
+    rows = []
     for f in tables:
         try:
             with open(f) as fh:
@@ -197,10 +198,14 @@ def listening_inodes(port, tables=("/proc/net/tcp", "/proc/net/tcp6")):
             continue
         for line in lines:
             cols = line.split()
-            local, state, inode = cols[1], cols[3], cols[9]
-            if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:
-                out.add(int(inode))
-    return out
+            rows.append((int(cols[1].rsplit(":", 1)[1], 16), int(cols[2].rsplit(":", 1)[1], 16), cols[3],
+                         int(cols[9])))
+    return rows
+
+
+def listening_inodes(port, tables=("/proc/net/tcp", "/proc/net/tcp6")):
+    """Inodes of TCP sockets listening on port (any address)."""
+    return {inode for local, _, state, inode in tcp_table(tables) if state == "0A" and local == port}
 
 
 def socket_inode(link):

@@ -22,7 +22,7 @@ import time
 
 from drover_test import (DROVER, EX_CONFIG, WAIT, DroverTestCase, HttpConnection, children_of, free_port,
                          listening_inodes, main, proc_alive, proc_cmdline, proc_environ, proc_environ_list,
-                         proc_fds, proc_ppid, proc_read, proc_stat, socket_inode, wait_until)
+                         proc_fds, proc_ppid, proc_read, proc_stat, socket_inode, tcp_table, wait_until)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROGRAM = os.path.join(HERE, "programs", "activated_echo.py")
@@ -43,27 +43,12 @@ def find_line(lines, pattern, start=0):
     return None, None
 
 
-def _tcp_table():
-    rows = []
-    for f in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(f) as fh:
-                lines = fh.readlines()[1:]
-        except FileNotFoundError:
-            continue
-        for line in lines:
-            cols = line.split()
-            rows.append((int(cols[1].rsplit(":", 1)[1], 16), int(cols[2].rsplit(":", 1)[1], 16), cols[3],
-                         int(cols[9])))
-    return rows
-
-
 def connection_owner(conn, server_port, pids):
     """The process among pids that holds the server side of a client connection (after accept())."""
     client_port = conn.sock.getsockname()[1]
 
     def owner():
-        inodes = {inode for local, remote, state, inode in _tcp_table()
+        inodes = {inode for local, remote, state, inode in tcp_table()
                   if local == server_port and remote == client_port and state == "01" and inode}
         for p in pids:
             if inodes & {socket_inode(link) for link in (proc_fds(p) or {}).values()}:

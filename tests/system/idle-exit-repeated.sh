@@ -23,9 +23,6 @@ set -euo pipefail
 PORT=$(sys_pick_port)
 URL=http://127.0.0.1:$PORT/
 
-main_pid() { sys_show drover.service MainPID; }
-unit_state() { sys_run systemctl is-active "$1" 2>/dev/null || true; }
-state_is() { [[ $(unit_state "$1") == "$2" ]]; }
 port_listening() { [[ -n $(ss -Hltn "sport = :$PORT") ]]; }
 
 sys_require
@@ -36,14 +33,7 @@ sys_boot idle-exit-repeated
 sys_install
 sys_listen_on "$PORT"
 
-drover_path=$(sys_exec_path drover.service) || fail "cannot find the ExecStart binary of drover.service"
-sys_dropin drover.service idle <<EOF
-[Service]
-ExecStart=
-ExecStart=$drover_path --exit-idle-time=2s
-EOF
-assert_contains "ExecStart of drover.service (drop-in)" "$(sys_show drover.service ExecStart)" \
-        "--exit-idle-time=2s"
+sys_drover_args idle --exit-idle-time=2s
 burst=$(sys_show drover.service StartLimitBurst)
 interval=$(sys_show drover.service StartLimitIntervalUSec)
 log "drover.service: StartLimitBurst=$burst StartLimitIntervalSec=$interval"

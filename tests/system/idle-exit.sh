@@ -42,9 +42,6 @@ IDLE_EXIT_ID=07dde6f1a24046be8305f2103c7e9508
 CYCLES=2
 ATTEMPTS=3
 
-main_pid() { sys_show drover.service MainPID; }
-unit_state() { sys_run systemctl is-active "$1" 2>/dev/null || true; }
-state_is() { [[ $(unit_state "$1") == "$2" ]]; }
 no_drover() { [[ -z $(sys_run pgrep -a '^drover' || true) ]]; }
 port_listening() { [[ -n $(ss -Hltn "sport = :$PORT") ]]; }
 
@@ -155,14 +152,7 @@ sys_boot idle-exit
 sys_install
 sys_listen_on "$PORT"
 
-drover_path=$(sys_exec_path drover.service) || fail "cannot find the ExecStart binary of drover.service"
-sys_dropin drover.service idle <<EOF
-[Service]
-ExecStart=
-ExecStart=$drover_path --exit-idle-time=2s
-EOF
-assert_contains "ExecStart of drover.service (drop-in)" "$(sys_show drover.service ExecStart)" \
-        "--exit-idle-time=2s"
+sys_drover_args idle --exit-idle-time=2s
 
 # --- a request starts drover; idle, it exits by itself -----------------------------------------
 sys_run timeout 30 systemctl start drover.socket || fail "systemctl start drover.socket failed"

@@ -642,3 +642,25 @@ _sys_on_exit() {
         fi
         exit "$rc"
 }
+
+# ---- drover.service, as the tests look at it
+
+main_pid() { sys_show drover.service MainPID; }
+unit_state() { sys_run systemctl is-active "$1" 2>/dev/null || true; }
+state_is() { [[ $(unit_state "$1") == "$2" ]]; }
+
+# `systemctl status drover` says every worker is ready ("Ready: N/N workers").
+status_ready() {
+        local s
+        s=$(sys_run systemctl status --no-pager --full drover.service 2>/dev/null) || return 1
+        [[ $s =~ Ready:\ ([0-9]+)/([0-9]+)\ workers ]] && [[ ${BASH_REMATCH[1]} == "${BASH_REMATCH[2]}" ]]
+}
+
+# sys_drover_args NAME ARGS...: a drop-in NAME that runs drover.service's binary with ARGS.
+sys_drover_args() {
+        local name=$1 path
+        shift
+        path=$(sys_exec_path drover.service) || fail "cannot find the ExecStart binary of drover.service"
+        printf '[Service]\nExecStart=\nExecStart=%s %s\n' "$path" "$*" | sys_dropin drover.service "$name"
+        assert_contains "ExecStart of drover.service (drop-in)" "$(sys_show drover.service ExecStart)" "$*"
+}

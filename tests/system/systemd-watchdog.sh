@@ -24,14 +24,6 @@ set -euo pipefail
 PORT=$(sys_pick_port)
 URL=http://127.0.0.1:$PORT/
 
-main_pid() { sys_show drover.service MainPID; }
-unit_state() { sys_run systemctl is-active "$1" 2>/dev/null || true; }
-
-status_ready() {
-        local s
-        s=$(sys_run systemctl status --no-pager --full drover.service 2>/dev/null) || return 1
-        [[ $s =~ Ready:\ ([0-9]+)/([0-9]+)\ workers ]] && [[ ${BASH_REMATCH[1]} == "${BASH_REMATCH[2]}" ]]
-}
 
 # Workers of supervisor PID (container pids), one a line.
 workers_of() { sys_run pgrep -P "$1" -f -- '--worker=' || true; }
