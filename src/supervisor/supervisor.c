@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -214,7 +215,8 @@ static Process *process_spawn(WorkerSlot *w)
 {
         Supervisor *s = w->supervisor;
         const Options *o = s->options;
-        char slot_arg[32], root_arg[4200], graceful_arg[64], maxreq_arg[64], *builtin_argv[8];
+        char slot_arg[32], root_arg[4200], graceful_arg[64], maxreq_arg[64], engine_args[16384];
+        char *builtin_argv[8 + 16 + HANDLERS_MAX];
         _cleanup_close_ int exec_fd = -EBADF;
         Process *p;
         size_t n = 0;
@@ -250,6 +252,10 @@ static Process *process_spawn(WorkerSlot *w)
                                  (unsigned long long) (o->max_requests + jitter));
                         builtin_argv[n++] = maxreq_arg;
                 }
+                r = options_worker_args(o, engine_args, sizeof engine_args, builtin_argv + n,
+                                        ELEMENTSOF(builtin_argv) - n);
+                assert(r >= 0); /* sized for the longest options the parser accepts */
+                n += (size_t) r;
                 builtin_argv[n] = NULL;
         }
 
