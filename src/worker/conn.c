@@ -66,7 +66,14 @@ void conn_accept(Worker *w, int fd, Protocol protocol)
         c->head_len = c->head_off = 0;
         c->file_fd = -EBADF;
         c->file_off = c->file_end = 0;
-        http_request_init(&c->req);
+        int r = http_request_init(&c->req, NULL);
+        if (r < 0) {
+                log_error_errno(r, "cannot allocate a request: %m");
+                safe_close(fd);
+                c->next = w->free_conns;
+                w->free_conns = c;
+                return;
+        }
         (void) protocol; /* only HTTP so far; SCGI is rejected at start-up */
 
         /* Responses go out as whole writes or sendfile runs; Nagle would only delay the last segment. */
@@ -99,6 +106,7 @@ void conn_close(Conn *c)
         if (c->watch.fd < 0)
                 return;
         timer_disarm(&c->timer);
+        http_request_free(&c->req);
         c->file_fd = safe_close(c->file_fd);
         c->watch.fd = safe_close(c->watch.fd); /* closing removes it from the epoll set */
 
