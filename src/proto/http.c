@@ -747,6 +747,18 @@ void http_request_next(HttpRequest *r)
         http_parser_pause(&r->parser, 0);
 }
 
+void http_request_reset(HttpRequest *r)
+{
+        if (r->body_cap > HTTP_BODY_KEEP) {
+                free(r->body);
+                r->body = NULL;
+                r->body_cap = 0;
+        }
+        http_parser_init(&r->parser, HTTP_REQUEST);
+        r->parser.data = r;
+        request_reset(r);
+}
+
 static bool looks_like_method(const char *p, size_t len)
 {
         size_t i = 0;

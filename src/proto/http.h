@@ -121,6 +121,8 @@ void http_request_free(HttpRequest *r);
 /* Prepares for the next request on the same connection (after a complete one). Keeps the arena, and the body
  * buffer unless it grew beyond HTTP_BODY_KEEP. */
 void http_request_next(HttpRequest *r);
+/* Prepares for the first request of a new connection, keeping the allocations (a reused connection object). */
+void http_request_reset(HttpRequest *r);
 /* Feeds bytes; returns how many were consumed. Consumption stops after a complete request, and at an error.
  */
 size_t http_request_feed(HttpRequest *r, const char *data, size_t len);

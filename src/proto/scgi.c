@@ -272,7 +272,8 @@ const char *scgi_request_header(const ScgiRequest *r, const char *name, size_t *
                 const ScgiHeader *h = &r->headers[r->sorted[mid]];
                 int c = strcmp(name, r->arena + h->name_off);
                 if (c == 0) {
-                        *ret_len = h->value_len;
+                        if (ret_len)
+                                *ret_len = h->value_len;
                         return r->arena + h->value_off;
                 }
                 if (c < 0)

@@ -21,6 +21,7 @@
 #include "common/messages.h"
 #include "common/notify.h"
 #include "config.h"
+#include "handlers/module.h"
 #include "supervisor/supervisor.h"
 
 /*
@@ -887,6 +888,15 @@ static int reload_validate(Supervisor *s)
                 return log_error_errno(errno, "reload: --root '%s': %m; keeping the running pool", root);
         if (access(s->exe, X_OK) < 0)
                 return log_error_errno(errno, "reload: '%s' is not executable: %m; keeping the running pool", s->exe);
+        for (size_t i = 0; i < s->options->n_handlers; i++) {
+                char err[512];
+                Module m;
+                int r = module_open(&s->options->handlers[i], &m, err, sizeof err);
+                if (r < 0)
+                        return log_error_errno(r, "reload: --handler '%s': %s; keeping the running pool",
+                                               s->options->handlers[i].path, err);
+                module_close(&m);
+        }
         return 0;
 }
 
@@ -1051,6 +1061,21 @@ int supervisor_main(const Options *o)
                         return EX_CONFIG;
                 }
                 s.exe = self_executable();
+
+                /* A module that cannot be loaded would make every worker fail to start: say so now, once. The
+                 * workers load them again after exec (a reload picks up new files). */
+                for (size_t i = 0; i < o->n_handlers; i++) {
+                        char err[512];
+                        Module m;
+                        r = module_open(&o->handlers[i], &m, err, sizeof err);
+                        if (r < 0) {
+                                log_error("--handler: invalid value '%s': cannot load it: %s", o->handlers[i].path,
+                                          err);
+                                free(s.exe);
+                                return EX_CONFIG;
+                        }
+                        module_close(&m);
+                }
         }
 
         r = sockets_collect(o, &s.sockets, &s.n_sockets);
