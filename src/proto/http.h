@@ -83,9 +83,18 @@ typedef struct HttpResponseHead {
         time_t last_modified;     /* 0: none */
         const char *location;     /* may be NULL */
         const char *allow;        /* may be NULL */
+        const char *etag;         /* the entity-tag, quotes included; may be NULL */
+        const char *content_range; /* the value, for 206 and 416 (RFC 9110 14.4); may be NULL */
+        bool accept_ranges;       /* sends "Accept-Ranges: bytes" */
 } HttpResponseHead;
 
 /* Writes the status line and header block. Returns its length, or -ENOBUFS if it does not fit. */
 int http_format_head(const HttpResponseHead *h, char *buf, size_t size);
 /* IMF-fixdate, e.g. "Sun, 06 Nov 1994 08:49:37 GMT"; buf must hold 30 bytes. */
 void http_format_date(time_t t, char buf[static 30]);
+/* Parses an HTTP-date (RFC 9110 5.6.7): IMF-fixdate, and the obsolete RFC 850 ("Sunday, 06-Nov-94 08:49:37
+ * GMT") and asctime ("Sun Nov  6 08:49:37 1994") forms a recipient must accept. Exactly the grammar, case
+ * sensitive, no surrounding whitespace, no locale. now places RFC 850's two-digit years: one that would be
+ * more than 50 years in the future is taken from the century before. Returns 0, -EINVAL if s is not an
+ * HTTP-date, or -ERANGE if time_t cannot hold it. */
+int http_parse_date(const char *s, size_t len, time_t now, time_t *ret);
