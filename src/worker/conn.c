@@ -142,8 +142,8 @@ void conn_begin_drain(Conn *c)
 }
 
 /* The response head plus, for errors, a small body, all in c->head so that it leaves in one write. */
-static void conn_respond_simple(Conn *c, unsigned status, bool keep_alive, const char *location,
-                                const char *allow)
+static void conn_respond_page(Conn *c, unsigned status, bool keep_alive, const char *location, const char *allow,
+                              const char *content_range)
 {
         Worker *w = c->worker;
         bool head_only = http_request_method(&c->req) == HTTP_HEAD && c->req.state == HTTP_PARSE_COMPLETE;
@@ -165,6 +165,7 @@ static void conn_respond_simple(Conn *c, unsigned status, bool keep_alive, const
                 .server = "drover",
                 .location = location,
                 .allow = allow,
+                .content_range = content_range,
         };
         int n = http_format_head(&h, c->head, sizeof c->head);
         if (n < 0) {
@@ -182,6 +183,12 @@ static void conn_respond_simple(Conn *c, unsigned status, bool keep_alive, const
         c->head_off = 0;
         c->close_after = !keep_alive;
         c->state = CONN_WRITE;
+}
+
+static void conn_respond_simple(Conn *c, unsigned status, bool keep_alive, const char *location,
+                                const char *allow)
+{
+        conn_respond_page(c, status, keep_alive, location, allow, NULL);
 }
 
 /* Names the request in the shared record while it is handled: if the loop gets stuck in it, the supervisor's
@@ -220,6 +227,8 @@ static void conn_handle_request_inner(Conn *c)
         const char *url;
         size_t url_len;
         StaticResult res;
+        StaticConditions cond;
+        StaticDecision d;
         int r;
 
         if (method != HTTP_GET && method != HTTP_HEAD)
@@ -236,16 +245,28 @@ static void conn_handle_request_inner(Conn *c)
         if (res.status != 200)
                 return conn_respond_simple(c, res.status, keep_alive, NULL, NULL);
 
+        const char *date = worker_date(w);
+        static_conditions_from_request(&c->req, &cond);
+        static_decide(&cond, &res, w->date_time, &d);
+        if (d.status == 412 || d.status == 416) {
+                safe_close(res.fd);
+                return conn_respond_page(c, d.status, keep_alive, NULL, NULL,
+                                         d.content_range[0] ? d.content_range : NULL);
+        }
+
         HttpResponseHead h = {
-                .status = 200,
+                .status = d.status,
                 .minor_version = c->req.parser.http_minor ? 1 : 0,
                 .keep_alive = keep_alive,
-                .has_body_length = true,
-                .content_length = res.size,
-                .content_type = res.content_type,
-                .date = worker_date(w),
+                .has_body_length = d.status != 304, /* a 304: no body, no Content-Length (RFC 9110 15.4.5) */
+                .content_length = d.length,
+                .content_type = d.status != 304 ? res.content_type : NULL,
+                .date = date,
                 .server = "drover",
-                .last_modified = res.mtime,
+                .last_modified = d.last_modified,
+                .etag = d.etag,
+                .content_range = d.status == 206 ? d.content_range : NULL,
+                .accept_ranges = d.accept_ranges,
         };
         r = http_format_head(&h, c->head, sizeof c->head);
         if (r < 0) {
@@ -254,12 +275,12 @@ static void conn_handle_request_inner(Conn *c)
         }
         c->head_len = (size_t) r;
         c->head_off = 0;
-        if (method == HTTP_HEAD || res.size == 0) {
+        if (method == HTTP_HEAD || d.length == 0) {
                 safe_close(res.fd);
         } else {
                 c->file_fd = res.fd;
-                c->file_off = 0;
-                c->file_end = res.size;
+                c->file_off = d.offset;
+                c->file_end = d.offset + d.length;
         }
         c->close_after = !keep_alive;
         c->state = CONN_WRITE;
