@@ -1032,6 +1032,153 @@ int http_check_header_block(const char *block)
         return 0;
 }
 
+/* ---- HTTP-date parsing ---------------------------------------------------------------------------------
+ *
+ * By hand rather than with strptime(): its %a and %b follow LC_TIME, and the grammar is small and exact. */
+
+static const char *const day_names[] = { "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun" };
+static const char *const day_names_long[] = { "Monday", "Tuesday", "Wednesday", "Thursday", "Friday",
+                                              "Saturday", "Sunday" };
+static const char *const month_names[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                           "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+
+typedef struct DateScan {
+        const char *p, *end;
+} DateScan;
+
+static bool scan_literal(DateScan *s, const char *literal)
+{
+        size_t n = strlen(literal);
+        if ((size_t) (s->end - s->p) < n || memcmp(s->p, literal, n) != 0)
+                return false;
+        s->p += n;
+        return true;
+}
+
+/* One of names (none is a prefix of another); its index in *ret. */
+static bool scan_name(DateScan *s, const char *const *names, size_t n_names, unsigned *ret)
+{
+        for (size_t i = 0; i < n_names; i++)
+                if (scan_literal(s, names[i])) {
+                        *ret = (unsigned) i;
+                        return true;
+                }
+        return false;
+}
+
+/* Exactly n digits. */
+static bool scan_digits(DateScan *s, unsigned n, unsigned *ret)
+{
+        unsigned v = 0;
+        if ((size_t) (s->end - s->p) < n)
+                return false;
+        for (unsigned i = 0; i < n; i++) {
+                if (s->p[i] < '0' || s->p[i] > '9')
+                        return false;
+                v = v * 10 + (unsigned) (s->p[i] - '0');
+        }
+        s->p += n;
+        *ret = v;
+        return true;
+}
+
+typedef struct DateFields {
+        unsigned year, month, day; /* month 0..11 */
+        unsigned hour, minute, second;
+} DateFields;
+
+static bool scan_time_of_day(DateScan *s, DateFields *f)
+{
+        return scan_digits(s, 2, &f->hour) && scan_literal(s, ":") && scan_digits(s, 2, &f->minute) &&
+               scan_literal(s, ":") && scan_digits(s, 2, &f->second);
+}
+
+/* IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT" */
+static bool scan_imf_fixdate(DateScan s, DateFields *f)
+{
+        unsigned wday;
+        return scan_name(&s, day_names, ELEMENTSOF(day_names), &wday) && scan_literal(&s, ", ") &&
+               scan_digits(&s, 2, &f->day) && scan_literal(&s, " ") &&
+               scan_name(&s, month_names, ELEMENTSOF(month_names), &f->month) && scan_literal(&s, " ") &&
+               scan_digits(&s, 4, &f->year) && scan_literal(&s, " ") && scan_time_of_day(&s, f) &&
+               scan_literal(&s, " GMT") && s.p == s.end;
+}
+
+/* rfc850-date: "Sunday, 06-Nov-94 08:49:37 GMT"; the year is two digits, placed by the caller. */
+static bool scan_rfc850_date(DateScan s, DateFields *f)
+{
+        unsigned wday;
+        return scan_name(&s, day_names_long, ELEMENTSOF(day_names_long), &wday) && scan_literal(&s, ", ") &&
+               scan_digits(&s, 2, &f->day) && scan_literal(&s, "-") &&
+               scan_name(&s, month_names, ELEMENTSOF(month_names), &f->month) && scan_literal(&s, "-") &&
+               scan_digits(&s, 2, &f->year) && scan_literal(&s, " ") && scan_time_of_day(&s, f) &&
+               scan_literal(&s, " GMT") && s.p == s.end;
+}
+
+/* asctime-date: "Sun Nov  6 08:49:37 1994" (the day is 2DIGIT or SP DIGIT) */
+static bool scan_asctime_date(DateScan s, DateFields *f)
+{
+        unsigned wday;
+        if (!scan_name(&s, day_names, ELEMENTSOF(day_names), &wday) || !scan_literal(&s, " ") ||
+            !scan_name(&s, month_names, ELEMENTSOF(month_names), &f->month) || !scan_literal(&s, " "))
+                return false;
+        if (!(scan_literal(&s, " ") ? scan_digits(&s, 1, &f->day) : scan_digits(&s, 2, &f->day)))
+                return false;
+        return scan_literal(&s, " ") && scan_time_of_day(&s, f) && scan_literal(&s, " ") &&
+               scan_digits(&s, 4, &f->year) && s.p == s.end;
+}
+
+static bool is_leap_year(unsigned y)
+{
+        return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+/* Days from 1970-01-01 to a date of the proleptic Gregorian calendar (H. Hinnant's days_from_civil); month
+ * 1..12. */
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+        y -= m <= 2;
+        int64_t era = (y >= 0 ? y : y - 399) / 400;
+        unsigned yoe = (unsigned) (y - era * 400);
+        unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+        unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        return era * 146097 + (int64_t) doe - 719468;
+}
+
+int http_parse_date(const char *s, size_t len, time_t now, time_t *ret)
+{
+        static const unsigned month_days[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+        DateScan scan = { .p = s, .end = s + len };
+        DateFields f = {};
+
+        if (!scan_imf_fixdate(scan, &f) && !scan_asctime_date(scan, &f)) {
+                struct tm tm;
+
+                if (!scan_rfc850_date(scan, &f))
+                        return -EINVAL;
+                /* RFC 9110 5.6.7: a two-digit year more than 50 years in the future is the most recent past
+                 * year with those digits. */
+                if (!gmtime_r(&now, &tm))
+                        return -ERANGE;
+                unsigned this_year = (unsigned) (tm.tm_year + 1900);
+                f.year += this_year / 100 * 100;
+                if (f.year > this_year + 50)
+                        f.year -= 100;
+        }
+
+        unsigned mdays = month_days[f.month] + (f.month == 1 && is_leap_year(f.year));
+        /* 60 seconds: a leap second, which time_t does not count; it reads as the next minute's first. */
+        if (f.day < 1 || f.day > mdays || f.hour > 23 || f.minute > 59 || f.second > 60)
+                return -EINVAL;
+
+        int64_t t = days_from_civil(f.year, f.month + 1, f.day) * 86400 + f.hour * 3600 + f.minute * 60 +
+                    f.second;
+        if ((int64_t) (time_t) t != t)
+                return -ERANGE;
+        *ret = (time_t) t;
+        return 0;
+}
+
 int http_format_head(const HttpResponseHead *h, char *buf, size_t size)
 {
         size_t o = 0;

@@ -186,3 +186,9 @@ int http_check_field_value(const char *value);
 /* Checks a preformatted header block: lines of a token name, ':', and a value of visible characters, SP and
  * HTAB, each ending in CRLF. The empty string is valid. Returns 0 or -EINVAL. (Shared with scgi.c.) */
 int http_check_header_block(const char *block);
+/* Parses an HTTP-date (RFC 9110 5.6.7): IMF-fixdate, and the obsolete RFC 850 ("Sunday, 06-Nov-94 08:49:37
+ * GMT") and asctime ("Sun Nov  6 08:49:37 1994") forms a recipient must accept. Exactly the grammar, case
+ * sensitive, no surrounding whitespace, no locale. now places RFC 850's two-digit years: one that would be
+ * more than 50 years in the future is taken from the century before. Returns 0, -EINVAL if s is not an
+ * HTTP-date, or -ERANGE if time_t cannot hold it. */
+int http_parse_date(const char *s, size_t len, time_t now, time_t *ret);

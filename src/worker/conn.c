@@ -316,14 +316,14 @@ static int conn_frame_response(Conn *c, bool keep_alive)
         return 0;
 }
 
-/* A small HTML error page, and the connection closes after it unless keep_alive. */
-static void conn_respond_error(Conn *c, unsigned status, bool keep_alive)
+/* A small HTML error page for status, after the headers already in the response (a handler's Content-Range
+ * on a 416, say); the connection closes after it unless keep_alive. */
+static void conn_respond_page(Conn *c, unsigned status, bool keep_alive)
 {
         drover_response *resp = &c->resp;
         char body[256];
         int n;
 
-        response_reset(resp);
         resp->status = status;
         n = snprintf(body, sizeof body,
                      "<html><head><title>%u %s</title></head><body><h1>%u %s</h1></body></html>\n", status,
@@ -338,6 +338,13 @@ static void conn_respond_error(Conn *c, unsigned status, bool keep_alive)
                 /* Only an allocation can fail here: there is nothing left to say. */
                 conn_close(c);
         }
+}
+
+/* An error page and nothing else of what the response held. */
+static void conn_respond_error(Conn *c, unsigned status, bool keep_alive)
+{
+        response_reset(&c->resp);
+        conn_respond_page(c, status, keep_alive);
 }
 
 /* ---- the request model ------------------------------------------------------------------------------- */
@@ -473,6 +480,8 @@ static void conn_serve_static(Conn *c, const drover_request *req)
         Worker *w = c->worker;
         drover_response *resp = &c->resp;
         StaticResult res;
+        StaticConditions cond;
+        StaticDecision d;
         char date[30];
 
         if (!req->head && strcmp(req->method, "GET") != 0) {
@@ -489,15 +498,32 @@ static void conn_serve_static(Conn *c, const drover_request *req)
                 resp->status = res.status;
                 return;
         }
-        (void) drover_response_add_header(resp, "Content-Type", res.content_type);
-        if (res.mtime > 0) {
-                http_format_date(res.mtime, date);
+        /* Conditional and range requests (RFC 9110 13, 14): the pure decision, then its headers. */
+        static_conditions_from_request(req, &cond);
+        (void) worker_date(w);
+        static_decide(&cond, &res, w->date_time, &d);
+        resp->status = d.status;
+        if (d.status == 412 || d.status == 416) {
+                safe_close(res.fd);
+                if (d.content_range[0])
+                        (void) drover_response_add_header(resp, "Content-Range", d.content_range);
+                return;
+        }
+        if (d.status != 304)
+                (void) drover_response_add_header(resp, "Content-Type", res.content_type);
+        if (d.last_modified > 0) {
+                http_format_date(d.last_modified, date);
                 (void) drover_response_add_header(resp, "Last-Modified", date);
         }
-        if (res.size == 0)
+        (void) drover_response_add_header(resp, "ETag", d.etag);
+        if (d.status == 206)
+                (void) drover_response_add_header(resp, "Content-Range", d.content_range);
+        if (d.accept_ranges)
+                (void) drover_response_add_header(resp, "Accept-Ranges", "bytes");
+        if (d.length == 0 || d.status == 304)
                 safe_close(res.fd);
         else
-                (void) drover_response_send_fd(resp, res.fd, 0, res.size);
+                (void) drover_response_send_fd(resp, res.fd, d.offset, d.length);
 }
 
 static void conn_handle(Conn *c)
@@ -541,7 +567,7 @@ static void conn_handle(Conn *c)
 
         /* A status without a body of its own (the static handler's 403, 404, 405): the standard page. */
         if (c->resp.status >= 400 && response_body_length(&c->resp) == 0 && !c->resp.has_content_type)
-                return conn_respond_error(c, c->resp.status, keep_alive);
+                return conn_respond_page(c, c->resp.status, keep_alive);
         if (conn_frame_response(c, keep_alive) < 0) {
                 /* A handler's header block we cannot frame (too large for any buffer we will allocate). */
                 log_worker_event(LOG_ERR, 0, "handler-failed", (int) w->slot, getpid(),

@@ -790,6 +790,7 @@ static void test_status_reason(void **state)
                 { 404, "Not Found" },
                 { 405, "Method Not Allowed" },
                 { 408, "Request Timeout" },
+                { 412, "Precondition Failed" },
                 { 413, "Content Too Large" },
                 { 414, "URI Too Long" },
                 { 416, "Range Not Satisfiable" },
@@ -2016,6 +2017,251 @@ static void test_path_normalize(void **state)
         assert_string_equal(buf, "/a/b");
 }
 
+/* ---- HTTP-date parsing ------------------------------------------------------------------------------ */
+
+#define NOW_2023 1700000000 /* Tue, 14 Nov 2023 22:13:20 GMT */
+
+static int parse_date(const char *s, time_t now, time_t *ret)
+{
+        *ret = (time_t) -12345;
+        return http_parse_date(s, strlen(s), now, ret);
+}
+
+static void assert_date(const char *s, time_t expected)
+{
+        time_t t;
+        int r = parse_date(s, NOW_2023, &t);
+        if (r < 0)
+                fail_msg("\"%s\": %d", s, r);
+        if (t != expected)
+                fail_msg("\"%s\": %lld, expected %lld", s, (long long) t, (long long) expected);
+}
+
+static void assert_not_a_date(const char *s)
+{
+        time_t t;
+        int r = parse_date(s, NOW_2023, &t);
+        if (r != -EINVAL)
+                fail_msg("\"%s\": %d (%lld), expected -EINVAL", s, r, (long long) t);
+        assert_int_equal(t, (time_t) -12345);
+}
+
+static void test_parse_date_three_forms(void **state)
+{
+        /* RFC 9110 5.6.7's example, in its three forms. */
+        assert_date("Sun, 06 Nov 1994 08:49:37 GMT", 784111777);
+        assert_date("Sunday, 06-Nov-94 08:49:37 GMT", 784111777);
+        assert_date("Sun Nov  6 08:49:37 1994", 784111777);
+        /* asctime's day may also be two digits. */
+        assert_date("Sun Nov 06 08:49:37 1994", 784111777);
+        assert_date("Thu Jan  1 00:00:00 1970", 0);
+        assert_date("Thu Jan 01 00:00:00 1970", 0);
+        /* In 2023, "70" is 2070: less than 50 years ahead. */
+        assert_date("Thursday, 01-Jan-70 00:00:00 GMT", 3155760000LL);
+
+        /* Every day and month name: the first of each month of 2024. */
+        static const char *const days[] = { "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun" };
+        static const char *const long_days[] = { "Monday", "Tuesday", "Wednesday", "Thursday", "Friday",
+                                                 "Saturday", "Sunday" };
+        static const char *const months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                              "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+        for (unsigned m = 0; m < 12; m++) {
+                char s[64];
+                struct tm tm = { .tm_year = 124, .tm_mon = (int) m, .tm_mday = 1 };
+                time_t expected = timegm(&tm), t;
+                const char *day = days[(tm.tm_wday + 6) % 7];
+                const char *long_day = long_days[(tm.tm_wday + 6) % 7];
+
+                snprintf(s, sizeof s, "%s, 01 %s 2024 00:00:00 GMT", day, months[m]);
+                assert_int_equal(parse_date(s, NOW_2023, &t), 0);
+                assert_int_equal(t, expected);
+                snprintf(s, sizeof s, "%s, 01-%s-24 00:00:00 GMT", long_day, months[m]);
+                assert_int_equal(parse_date(s, NOW_2023, &t), 0);
+                assert_int_equal(t, expected);
+                snprintf(s, sizeof s, "%s %s  1 00:00:00 2024", day, months[m]);
+                assert_int_equal(parse_date(s, NOW_2023, &t), 0);
+                assert_int_equal(t, expected);
+        }
+}
+
+static void test_parse_date_round_trip(void **state)
+{
+        /* What http_format_date() writes parses back, across leap years and centuries. */
+        static const time_t times[] = { 0, 1, 59, 60, 86399, 86400, 784111777, 951782400, 951868800,
+                                        1700000000, 2147483647, 2147483648, 4102444800, 4107542400,
+                                        253402300799 };
+        for (size_t i = 0; i < ELEMENTSOF(times); i++) {
+                char buf[30];
+                time_t t;
+                http_format_date(times[i], buf);
+                assert_int_equal(parse_date(buf, NOW_2023, &t), 0);
+                assert_int_equal(t, times[i]);
+        }
+        /* Every day of 2000 and 2100 (a leap year, and a century that is not one). */
+        for (time_t t0 = 946684800; t0 < 946684800 + 366 * 86400; t0 += 86400 + 3601) {
+                char buf[30];
+                time_t t;
+                http_format_date(t0, buf);
+                assert_int_equal(parse_date(buf, NOW_2023, &t), 0);
+                assert_int_equal(t, t0);
+        }
+        for (time_t t0 = 4102444800; t0 < 4102444800 + 365 * 86400; t0 += 86400 + 3599) {
+                char buf[30];
+                time_t t;
+                http_format_date(t0, buf);
+                assert_int_equal(parse_date(buf, NOW_2023, &t), 0);
+                assert_int_equal(t, t0);
+        }
+}
+
+static void test_parse_date_calendar(void **state)
+{
+        assert_date("Tue, 29 Feb 2000 00:00:00 GMT", 951782400);
+        assert_date("Sat, 29 Feb 2020 12:00:00 GMT", 1582977600);
+        assert_not_a_date("Thu, 29 Feb 2001 00:00:00 GMT");
+        assert_not_a_date("Mon, 29 Feb 2100 00:00:00 GMT"); /* 2100 is no leap year */
+        assert_not_a_date("Sun, 31 Nov 1994 08:49:37 GMT");
+        assert_not_a_date("Sun, 00 Nov 1994 08:49:37 GMT");
+        assert_not_a_date("Sun, 32 Dec 1994 08:49:37 GMT");
+        assert_date("Sat, 31 Dec 1994 23:59:59 GMT", 788918399);
+        assert_not_a_date("Sun, 06 Nov 1994 24:00:00 GMT");
+        assert_not_a_date("Sun, 06 Nov 1994 08:60:37 GMT");
+        assert_not_a_date("Sun, 06 Nov 1994 08:49:61 GMT");
+        /* A leap second reads as the next minute's first second. */
+        assert_date("Sat, 31 Dec 2016 23:59:60 GMT", 1483228800);
+        /* Before 1970, and the last second with four digits. */
+        assert_date("Mon, 01 Jan 1900 00:00:00 GMT", -2208988800LL);
+        assert_date("Fri, 31 Dec 9999 23:59:59 GMT", 253402300799LL);
+        /* The day name is not checked against the date (RFC 9110 asks no such check); 6 Nov 1994 was a
+         * Sunday. */
+        assert_date("Mon, 06 Nov 1994 08:49:37 GMT", 784111777);
+}
+
+static void test_parse_date_two_digit_years(void **state)
+{
+        time_t t;
+
+        /* In 2023, "94" would be 2094, more than 50 years ahead: it is 1994. "73" (2073) is 50 years
+         * ahead, not more, and stays; "74" (2074) becomes 1974. */
+        assert_date("Sunday, 06-Nov-94 08:49:37 GMT", 784111777);
+        assert_date("Monday, 06-Nov-73 08:49:37 GMT", 3277183777LL);
+        assert_date("Wednesday, 06-Nov-74 08:49:37 GMT", 152959777);
+        assert_date("Tuesday, 14-Nov-23 22:13:20 GMT", NOW_2023);
+        assert_date("Saturday, 01-Jan-00 00:00:00 GMT", 946684800);
+        /* In 2070, "94" is 2094. */
+        assert_int_equal(parse_date("Sunday, 06-Nov-94 08:49:37 GMT", 3155760000LL, &t), 0);
+        assert_int_equal(t, 3939871777LL);
+}
+
+static void test_parse_date_rejects(void **state)
+{
+        static const char *const bad[] = {
+                "",
+                "garbage",
+                "784111777",
+                "sun, 06 Nov 1994 08:49:37 GMT",   /* case-sensitive */
+                "Sun, 06 nov 1994 08:49:37 GMT",
+                "Sun, 06 Nov 1994 08:49:37 gmt",
+                "SUN, 06 NOV 1994 08:49:37 GMT",
+                "Sun, 06 Nov 1994 08:49:37 UTC",
+                "Sun, 06 Nov 1994 08:49:37 +0000",
+                "Sun, 06 Nov 1994 08:49:37",
+                "Sun, 6 Nov 1994 08:49:37 GMT",    /* day: two digits */
+                "Sun, 06 Nov 94 08:49:37 GMT",     /* year: four digits */
+                "Sun, 06 Nov 01994 08:49:37 GMT",
+                "Sun, 06 Nov 1994 8:49:37 GMT",
+                "Sun, 06 Nov 1994 08:49 GMT",
+                "Sun,  06 Nov 1994 08:49:37 GMT",
+                "Sun 06 Nov 1994 08:49:37 GMT",
+                " Sun, 06 Nov 1994 08:49:37 GMT",  /* the caller trims */
+                "Sun, 06 Nov 1994 08:49:37 GMT ",
+                "Sun, 06 Nov 1994 08:49:37 GMTx",
+                "Sun, 06-Nov-1994 08:49:37 GMT",
+                "Sun, 06 Nov 1994 08:49:37 GMT, Mon, 07 Nov 1994 08:49:37 GMT",
+                "Sunday, 06 Nov 1994 08:49:37 GMT", /* the long name is RFC 850's only */
+                "Sun, 06-Nov-94 08:49:37 GMT",      /* and RFC 850 needs it */
+                "Sunday, 06-Nov-94 08:49:37",
+                "Sunday, 6-Nov-94 08:49:37 GMT",
+                "Sunday, 06-Nov-994 08:49:37 GMT",
+                "Sun Nov 6 08:49:37 1994",          /* asctime: SP DIGIT or 2DIGIT */
+                "Sun Nov   6 08:49:37 1994",
+                "Sun Nov  6 08:49:37 94",
+                "Sun Nov  6 08:49:37 1994 GMT",
+                "Sun Nov  6 08:49:37 1994 ",
+                "Sunday Nov  6 08:49:37 1994",
+                "Sun, 06 Nov 1994 08:49:37 GM",
+                "Sun, 0x Nov 1994 08:49:37 GMT",
+                "Sun, -6 Nov 1994 08:49:37 GMT",
+                "Sun, 06 Nov 1994 08:-9:37 GMT",
+        };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++)
+                assert_not_a_date(bad[i]);
+
+        /* Every proper prefix of a valid date is invalid, and only len bytes are read. */
+        static const char *const good[] = { "Sun, 06 Nov 1994 08:49:37 GMT", "Sunday, 06-Nov-94 08:49:37 GMT",
+                                            "Sun Nov  6 08:49:37 1994" };
+        for (size_t i = 0; i < ELEMENTSOF(good); i++)
+                for (size_t n = 0; n < strlen(good[i]); n++) {
+                        time_t t = 42;
+                        assert_int_equal(http_parse_date(good[i], n, NOW_2023, &t), -EINVAL);
+                        assert_int_equal(t, 42);
+                }
+
+        /* A NUL inside. */
+        time_t t;
+        assert_int_equal(http_parse_date("Sun, 06 Nov 1994 08:49:37 GMT\0", 30, NOW_2023, &t), -EINVAL);
+        assert_int_equal(http_parse_date("Sun, 06 Nov 1994\0008:49:37 GMT", 29, NOW_2023, &t), -EINVAL);
+}
+
+static void test_format_head_validators(void **state)
+{
+        char buf[512];
+        HttpResponseHead h = {
+                .status = 206,
+                .minor_version = 1,
+                .keep_alive = true,
+                .has_body_length = true,
+                .content_length = 10,
+                .last_modified = 784111777,
+                .etag = "\"1-2-3\"",
+                .content_range = "bytes 0-9/100",
+        };
+
+        assert_true(http_format_head(&h, buf, sizeof buf) > 0);
+        assert_string_equal(buf, "HTTP/1.1 206 Partial Content\r\n"
+                                 "Content-Length: 10\r\n"
+                                 "Last-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
+                                 "ETag: \"1-2-3\"\r\n"
+                                 "Content-Range: bytes 0-9/100\r\n"
+                                 "\r\n");
+
+        h = (HttpResponseHead){ .status = 200, .minor_version = 1, .keep_alive = true, .has_body_length = true,
+                                .content_length = 100, .etag = "\"1-2-3\"", .accept_ranges = true };
+        assert_true(http_format_head(&h, buf, sizeof buf) > 0);
+        assert_string_equal(buf, "HTTP/1.1 200 OK\r\n"
+                                 "Content-Length: 100\r\n"
+                                 "ETag: \"1-2-3\"\r\n"
+                                 "Accept-Ranges: bytes\r\n"
+                                 "\r\n");
+
+        /* A 304: no Content-Length, no Content-Type, the validators. */
+        h = (HttpResponseHead){ .status = 304, .minor_version = 1, .keep_alive = true,
+                                .last_modified = 784111777, .etag = "\"1-2-3\"" };
+        assert_true(http_format_head(&h, buf, sizeof buf) > 0);
+        assert_string_equal(buf, "HTTP/1.1 304 Not Modified\r\n"
+                                 "Last-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
+                                 "ETag: \"1-2-3\"\r\n"
+                                 "\r\n");
+
+        h = (HttpResponseHead){ .status = 416, .minor_version = 1, .keep_alive = true, .has_body_length = true,
+                                .content_range = "bytes */100" };
+        assert_true(http_format_head(&h, buf, sizeof buf) > 0);
+        assert_string_equal(buf, "HTTP/1.1 416 Range Not Satisfiable\r\n"
+                                 "Content-Length: 0\r\n"
+                                 "Content-Range: bytes */100\r\n"
+                                 "\r\n");
+}
+
 #define REQ_TEST(f) cmocka_unit_test_setup_teardown(f, setup_request, teardown_request)
 
 int main(void)
@@ -2084,6 +2330,12 @@ int main(void)
                 cmocka_unit_test(test_format_head_extra_fields),
                 cmocka_unit_test(test_format_head_rejects_injection),
                 cmocka_unit_test(test_path_normalize),
+                cmocka_unit_test(test_parse_date_three_forms),
+                cmocka_unit_test(test_parse_date_round_trip),
+                cmocka_unit_test(test_parse_date_calendar),
+                cmocka_unit_test(test_parse_date_two_digit_years),
+                cmocka_unit_test(test_parse_date_rejects),
+                cmocka_unit_test(test_format_head_validators),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
