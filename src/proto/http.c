@@ -340,8 +340,7 @@ fail:
         return i;
 }
 
-/* ---- http-parser callbacks -----------------------------------------------------------------------------
- */
+/* ---- http-parser callbacks ------------------------------------------------------------------------- */
 
 static HttpRequest *request_of(http_parser *p)
 {
@@ -603,8 +602,7 @@ static int on_headers_complete(http_parser *p)
         if (chunked != !!(p->flags & F_CHUNKED))
                 return fail(r, 400);
 
-        /* Decided before any of the body is read, so that the answer can go out instead of a 100 Continue.
-         */
+        /* Decided before any of the body is read, so that it can be answered instead of a 100 Continue. */
         if (r->has_content_length && r->content_length > r->limits.body_max)
                 return fail(r, 413);
 
@@ -675,8 +673,7 @@ static const http_parser_settings settings = {
         .on_message_complete = on_message_complete,
 };
 
-/* ---- requests ------------------------------------------------------------------------------------------
- */
+/* ---- requests ------------------------------------------------------------------------------------- */
 
 static void request_reset(HttpRequest *r)
 {
@@ -813,6 +810,9 @@ size_t http_request_feed(HttpRequest *r, const char *data, size_t len)
                         unsigned s = r->framing.state;
                         bool agree = s == FR_BODY || (n == k && s == FR_DONE) ||
                                      (n == k && s == FR_HEAD_DONE && !r->chunked && r->content_length == 0);
+                        /* And the body it decoded must be the one our scanner counted. */
+                        if (r->body_len != (r->chunked ? r->framing.chunk_total : r->content_length))
+                                agree = false;
                         if (!agree)
                                 request_fail(r, 400);
                         return off;
@@ -823,6 +823,12 @@ size_t http_request_feed(HttpRequest *r, const char *data, size_t len)
                 }
                 if (status != 0) {
                         request_fail(r, status);
+                        return off;
+                }
+                if (r->framing.state == FR_DONE) {
+                        /* Our trailers ended, the library's message did not: say so now, not at the next
+                         * byte, which the client would never send. */
+                        request_fail(r, 400);
                         return off;
                 }
                 if (r->framing.state == FR_HEAD_DONE) {

@@ -31,8 +31,7 @@
 #define HTTP_HEADER_BYTES_MAX_CAP (1U << 20)
 #define HTTP_HEADERS_MAX_CAP 10000U
 #define HTTP_BODY_MAX_CAP (UINT64_C(1) << 40)
-/* The older names of the defaults; a buffer of HTTP_URL_MAX + 1 fits a decoded path only under the defaults.
- */
+/* The older names of the defaults. (A buffer of HTTP_URL_MAX + 1 fits a decoded path only under them.) */
 #define HTTP_URL_MAX HTTP_URL_MAX_DEFAULT
 #define HTTP_HEADER_BYTES_MAX HTTP_HEADER_BYTES_MAX_DEFAULT
 #define HTTP_HEADERS_MAX HTTP_HEADERS_MAX_DEFAULT
@@ -73,10 +72,10 @@ typedef enum HttpParseState {
 /* Private: where our own scanner is in the raw byte stream (http.c). */
 typedef struct HttpFraming {
         unsigned state;
-        unsigned pos;          /* index into a literal being matched, or the length of the current line */
+        unsigned pos;          /* index into the version being matched */
         unsigned empty_lines;  /* before the request line */
         unsigned fields;       /* header and trailer lines so far */
-        size_t line_bytes;     /* of the request line, or of the current chunk-size line */
+        size_t line_bytes;     /* of the request target, or of the current chunk-size line */
         size_t field_bytes;    /* of the header block and trailers so far */
         uint64_t chunk_size;   /* of the chunk being read */
         uint64_t chunk_total;  /* the sum of the chunk sizes so far */
