@@ -629,9 +629,9 @@ static void set_field(StaticConditions *c, const char *name, const char *value)
 }
 
 /* The decision for a GET (or HEAD) of f with the fields given as name, value pairs, NULL-terminated. */
-static StaticDecision decide_file(const StaticResult *f, time_t now, bool head, ...)
+static StaticDecision decide_file(const StaticResult *f, time_t now, int head, ...)
 {
-        StaticConditions c = { .head = head };
+        StaticConditions c = { .head = head != 0 };
         StaticDecision d;
         va_list ap;
 
@@ -874,7 +874,7 @@ static void test_if_match(void **state)
         }
 
         /* Strong comparison: a weak tag never matches. */
-        static const char *const failing[] = { "\"other\"", "W/" T_ETAG, "", "junk" };
+        static const char *const failing[] = { "\"other\"", ("W/" T_ETAG), "", "junk" };
         for (size_t i = 0; i < ELEMENTSOF(failing); i++) {
                 d = decide("If-Match", failing[i]);
                 if (d.status != 412)
