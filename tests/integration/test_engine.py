@@ -119,6 +119,18 @@ class TimeoutTest(EngineTestCase):
             self.assertEqual(r.status, 408)
             self.assertTrue(c.closed_by_peer())
 
+    def test_stalled_reader_is_cut_by_the_write_timeout(self):
+        d = self.start(workers=1, args=["--write-timeout=1s"])
+        c = HttpConnection(("127.0.0.1", d.port), rcvbuf=4096)
+        c.send(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(2.5)  # the client reads nothing: the response makes no progress for over a second
+        closed, data = c.read_until_close()
+        self.assertTrue(closed, "the stalled connection is closed")
+        self.assertTrue(data.startswith(b"HTTP/1.1 200 OK"))
+        self.assertLess(len(data), 4 << 20, "before the whole file went out")
+        c.close()
+        self.assertServesOn(d)
+
     def test_idle_keepalive_connection_is_closed(self):
         d = self.start(workers=1, args=["--keepalive-timeout=1s"])
         with d.connect() as c:
