@@ -50,6 +50,7 @@ static const char *const process_state_names[] = {
 
 static void update_status(Supervisor *s);
 static int on_status_tick(sd_event_source *src, uint64_t usec, void *userdata);
+static int on_idle_timer(sd_event_source *src, uint64_t usec, void *userdata);
 static uint64_t slot_schedule(WorkerSlot *w);
 static uint64_t backoff_delay(const WorkerSlot *w);
 static bool slot_retiring(const WorkerSlot *w);
@@ -778,6 +779,10 @@ send:
                 snprintf(s->status, sizeof s->status, "%s", status);
                 (void) sd_notifyf(false, "READY=1\nSTATUS=%s", status);
                 log_event(LOG_INFO, 0, "pool-ready", "%s", status);
+                /* Idleness counts from here: a slow start is not idle time, and the connection that
+                 * activated drover is served before any idle exit can happen. */
+                if (s->options->exit_idle_usec > 0)
+                        (void) arm_timer(s, &s->idle_timer, s->options->exit_idle_usec, on_idle_timer, s);
                 return;
         }
         if (!streq(status, s->status)) {
@@ -1146,8 +1151,6 @@ int supervisor_main(const Options *o)
                 if (r < 0)
                         log_warning_errno(r, "cannot arm the systemd watchdog timer: %m");
         }
-        if (o->exit_idle_usec > 0)
-                (void) arm_timer(&s, &s.idle_timer, o->exit_idle_usec, on_idle_timer, &s);
 
         for (unsigned i = 0; i < s.n_slots; i++) {
                 s.slots[i] = (WorkerSlot){ .supervisor = &s, .index = i };
