@@ -238,3 +238,34 @@ int parse_duration(const char *s, uint64_t *ret_usec)
         *ret_usec = total;
         return 0;
 }
+
+int parse_size(const char *s, uint64_t max, uint64_t *ret)
+{
+        static const struct {
+                const char *name;
+                unsigned shift;
+        } units[] = {
+                { "", 0 },   { "B", 0 },   { "K", 10 },  { "k", 10 },  { "KiB", 10 }, { "M", 20 }, { "MiB", 20 },
+                { "G", 30 }, { "GiB", 30 }, { "T", 40 }, { "TiB", 40 },
+        };
+        unsigned long long v;
+        char *end;
+
+        if (!s || *s < '0' || *s > '9')
+                return -EINVAL;
+        errno = 0;
+        v = strtoull(s, &end, 10);
+        if (errno)
+                return -ERANGE;
+        for (size_t i = 0; i < ELEMENTSOF(units); i++)
+                if (streq(end, units[i].name)) {
+                        if (units[i].shift && v > (UINT64_MAX >> units[i].shift))
+                                return -ERANGE;
+                        v <<= units[i].shift;
+                        if (v > max)
+                                return -ERANGE;
+                        *ret = v;
+                        return 0;
+                }
+        return -EINVAL;
+}

@@ -47,3 +47,6 @@ int parse_unsigned(const char *s, unsigned min, unsigned max, unsigned *ret);
 /* systemd-style durations: "500ms", "10s", "2min", "1h 30min", "1.5s"; a bare number is seconds. Units: us,
  * ms, s/sec, m/min, h/hr, d. Result in microseconds, at most DURATION_MAX. */
 int parse_duration(const char *s, uint64_t *ret_usec);
+
+/* Sizes in bytes: "512", "64K", "1M", "2G", "1T" (binary multiples; "KiB", "MiB" ... and "k" accepted). */
+int parse_size(const char *s, uint64_t max, uint64_t *ret);

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <linux/openat2.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -15,10 +17,16 @@
 
 #define INDEX_FILE "index.html"
 
+/* No O_NOFOLLOW: a symlink inside the root that names something else inside it is served (link.txt →
+ * plain.txt), and RESOLVE_BENEATH already refuses every symlink that would leave the root, absolute ones
+ * included. /proc's magic links (reachable only if the root contains a procfs) are refused twice over:
+ * RESOLVE_NO_MAGICLINKS says ELOOP before RESOLVE_BENEATH would say EXDEV. Nor is there a check-then-open to
+ * race: whatever is opened is described by fstat() of the opened fd, never by an earlier stat() of a path. */
 static int openat2_beneath(int dirfd, const char *path)
 {
         struct open_how how = {
-                /* O_NONBLOCK: opening a FIFO someone left in the root must not block the worker. */
+                /* O_NONBLOCK: opening a FIFO someone left in the root must not block the worker; the fd is
+                 * refused after fstat() anyway, since only regular files are served. */
                 .flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK,
                 .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
         };
@@ -122,8 +130,11 @@ void static_handler_resolve(const StaticHandler *h, const char *path, size_t pat
                                 ? 404 : 301;
                         return;
                 }
-                /* Resolved from the root, not from the directory: an index that is a symlink to elsewhere
-                 * inside the root is fine; RESOLVE_BENEATH still keeps it inside. */
+                /* Resolved from the root, not from the directory's fd: an index that is a symlink to
+                 * elsewhere inside the root is fine, and beneath the directory "../x" would be refused.
+                 * RESOLVE_BENEATH still keeps it inside the root. Should the directory be renamed in between,
+                 * this opens whatever the path names now, also beneath the root, and describes what it
+                 * opened: fstat() of the index's own fd. */
                 char index_path[HTTP_URL_MAX + sizeof INDEX_FILE + 1];
                 snprintf(index_path, sizeof index_path, "%s" INDEX_FILE, rel);
                 int ifd = openat2_beneath(h->root_fd, index_path);
@@ -149,6 +160,297 @@ void static_handler_resolve(const StaticHandler *h, const char *path, size_t pat
         ret->status = 200;
         ret->size = (uint64_t) st.st_size;
         ret->mtime = st.st_mtim.tv_sec;
+        ret->mtime_nsec = st.st_mtim.tv_nsec;
+        ret->ino = (uint64_t) st.st_ino;
         ret->content_type = mime_table_lookup(&h->mime, name);
         ret->fd = TAKE_FD(fd);
+}
+
+/* ---- conditional and range requests (RFC 9110 13, 14) --------------------------------------------------- */
+
+void static_conditions_from_request(const drover_request *req, StaticConditions *ret)
+{
+        *ret = (StaticConditions){ .head = req->head };
+        ret->if_match = drover_request_header(req, "If-Match", &ret->if_match_len);
+        ret->if_unmodified_since = drover_request_header(req, "If-Unmodified-Since", &ret->if_unmodified_since_len);
+        ret->if_none_match = drover_request_header(req, "If-None-Match", &ret->if_none_match_len);
+        ret->if_modified_since = drover_request_header(req, "If-Modified-Since", &ret->if_modified_since_len);
+        ret->range = drover_request_header(req, "Range", &ret->range_len);
+        ret->if_range = drover_request_header(req, "If-Range", &ret->if_range_len);
+}
+
+void static_format_etag(uint64_t ino, uint64_t size, time_t mtime, long mtime_nsec,
+                        char ret[static STATIC_ETAG_MAX])
+{
+        /* Nanoseconds, so that a rewrite within the same second (same size, same inode: an in-place write)
+         * still changes the tag, as far as the file system's timestamps resolve. Unsigned arithmetic: a
+         * pre-1970 mtime wraps, which is still one value per mtime. */
+        uint64_t ns = (uint64_t) mtime * UINT64_C(1000000000) + (uint64_t) mtime_nsec;
+        (void) snprintf(ret, STATIC_ETAG_MAX, "\"%" PRIx64 "-%" PRIx64 "-%" PRIx64 "\"", ino, size, ns);
+}
+
+static bool is_ows(char c)
+{
+        return c == ' ' || c == '\t';
+}
+
+/* Field values may carry optional whitespace at either end (RFC 9110 5.5). */
+static void trim_ows(const char **s, size_t *len)
+{
+        while (*len > 0 && is_ows(**s)) {
+                (*s)++;
+                (*len)--;
+        }
+        while (*len > 0 && is_ows((*s)[*len - 1]))
+                (*len)--;
+}
+
+static const char *skip_ows(const char *p, const char *end)
+{
+        while (p < end && is_ows(*p))
+                p++;
+        return p;
+}
+
+/* entity-tag = [ "W/" ] DQUOTE *etagc DQUOTE at *p; the opaque tag, quotes included, in *ret_tag. */
+static bool scan_entity_tag(const char **p, const char *end, bool *ret_weak, const char **ret_tag,
+                            size_t *ret_tag_len)
+{
+        const char *q = *p, *tag;
+        bool weak = false;
+
+        if (end - q >= 2 && q[0] == 'W' && q[1] == '/') {
+                weak = true;
+                q += 2;
+        }
+        if (q >= end || *q != '"')
+                return false;
+        tag = q++;
+        for (; q < end && *q != '"'; q++) {
+                unsigned char ch = (unsigned char) *q;
+                if (ch < 0x21 || ch == 0x7f) /* etagc = %x21 / %x23-7E / obs-text */
+                        return false;
+        }
+        if (q >= end)
+                return false;
+        q++;
+
+        *ret_weak = weak;
+        *ret_tag = tag;
+        *ret_tag_len = (size_t) (q - tag);
+        *p = q;
+        return true;
+}
+
+/* Our own etag is strong; weak comparison ignores the other side's W/ too (RFC 9110 8.8.3.2). */
+static bool etag_equal(const char *tag, size_t tag_len, bool tag_weak, const char *etag, bool weak)
+{
+        return (weak || !tag_weak) && tag_len == strlen(etag) && memcmp(tag, etag, tag_len) == 0;
+}
+
+bool static_etag_list_match(const char *list, size_t len, const char *etag, bool weak)
+{
+        const char *p, *end;
+
+        trim_ows(&list, &len);
+        /* "*": any current representation, and there is one. */
+        if (len == 1 && list[0] == '*')
+                return true;
+
+        p = list;
+        end = list + len;
+        for (;;) {
+                const char *tag;
+                size_t tag_len;
+                bool tag_weak;
+
+                /* Empty list elements are allowed (RFC 9110 5.6.1.2). */
+                while (p < end && (is_ows(*p) || *p == ','))
+                        p++;
+                if (p == end)
+                        return false;
+                if (!scan_entity_tag(&p, end, &tag_weak, &tag, &tag_len))
+                        return false;
+                if (etag_equal(tag, tag_len, tag_weak, etag, weak))
+                        return true;
+                p = skip_ows(p, end);
+                if (p < end && *p != ',')
+                        return false;
+        }
+}
+
+/* 1*DIGIT, saturating: a position beyond any file is still a position, and beyond the end. */
+static bool scan_position(const char **p, const char *end, uint64_t *ret)
+{
+        const char *q = *p;
+        uint64_t v = 0;
+
+        for (; q < end && *q >= '0' && *q <= '9'; q++) {
+                unsigned d = (unsigned) (*q - '0');
+                v = v > (UINT64_MAX - d) / 10 ? UINT64_MAX : v * 10 + d;
+        }
+        if (q == *p)
+                return false;
+        *p = q;
+        *ret = v;
+        return true;
+}
+
+StaticRange static_parse_range(const char *value, size_t len, uint64_t size, uint64_t *ret_offset,
+                               uint64_t *ret_length)
+{
+        uint64_t first = 0, last = 0;
+        bool suffix = false, have_last = false;
+        const char *p, *end;
+        unsigned n = 0;
+
+        trim_ows(&value, &len);
+        /* Range unit names are case-insensitive (RFC 9110 14.1); other units are ignored (14.2). */
+        if (len < STRLEN("bytes=") || strncasecmp(value, "bytes=", STRLEN("bytes=")) != 0)
+                return STATIC_RANGE_IGNORE;
+
+        p = value + STRLEN("bytes=");
+        end = value + len;
+        for (;;) {
+                while (p < end && (is_ows(*p) || *p == ','))
+                        p++;
+                if (p == end)
+                        break;
+                /* Several ranges would need multipart/byteranges, which we do not send: the whole file is
+                 * an allowed answer to any Range (RFC 9110 14.2), and no worse than a client deserves for
+                 * asking for more than one piece. */
+                if (++n > 1)
+                        return STATIC_RANGE_IGNORE;
+                if (*p == '-') {
+                        p++;
+                        suffix = true;
+                        if (!scan_position(&p, end, &last))
+                                return STATIC_RANGE_IGNORE;
+                } else {
+                        if (!scan_position(&p, end, &first) || p == end || *p != '-')
+                                return STATIC_RANGE_IGNORE;
+                        p++;
+                        have_last = scan_position(&p, end, &last);
+                        /* last-pos before first-pos: invalid (RFC 9110 14.1.1), and ignored. */
+                        if (have_last && last < first)
+                                return STATIC_RANGE_IGNORE;
+                }
+                p = skip_ows(p, end);
+                if (p < end && *p != ',')
+                        return STATIC_RANGE_IGNORE; /* other-range, or junk after a range */
+        }
+        if (n == 0)
+                return STATIC_RANGE_IGNORE;
+
+        /* RFC 9110 14.1.1: satisfiable with a first-pos below the length, or a non-zero suffix-length. */
+        if (suffix) {
+                if (last == 0)
+                        return STATIC_RANGE_UNSATISFIABLE;
+                /* A suffix of an empty file is satisfiable by that definition, but no Content-Range can
+                 * describe zero bytes: the whole, empty, file it is. */
+                if (size == 0)
+                        return STATIC_RANGE_IGNORE;
+                *ret_length = MIN(last, size);
+                *ret_offset = size - *ret_length;
+                return STATIC_RANGE_SATISFIABLE;
+        }
+        if (first >= size)
+                return STATIC_RANGE_UNSATISFIABLE; /* also "bytes=0-" of an empty file */
+        if (!have_last || last >= size)
+                last = size - 1;
+        *ret_offset = first;
+        *ret_length = last - first + 1;
+        return STATIC_RANGE_SATISFIABLE;
+}
+
+static bool field_date(const char *value, size_t len, time_t now, time_t *ret)
+{
+        trim_ows(&value, &len);
+        return http_parse_date(value, len, now, ret) >= 0;
+}
+
+/* RFC 9110 13.1.5. */
+static bool if_range_holds(const char *value, size_t len, const StaticDecision *d, time_t now)
+{
+        trim_ows(&value, &len);
+        if (len > 0 && (value[0] == '"' || (len >= 2 && value[0] == 'W' && value[1] == '/'))) {
+                const char *p = value, *tag;
+                size_t tag_len;
+                bool tag_weak;
+
+                /* One entity-tag, compared strongly: a weak one never matches. */
+                return scan_entity_tag(&p, value + len, &tag_weak, &tag, &tag_len) && p == value + len &&
+                       etag_equal(tag, tag_len, tag_weak, d->etag, false);
+        }
+
+        /* A date: exactly the Last-Modified we would send, and only while that is a strong validator, i.e. the
+         * file has not changed within the current second, when it could change again unseen (RFC 9110
+         * 8.8.2.2). Otherwise the condition is false and the whole file goes out: always safe. */
+        time_t t;
+        return field_date(value, len, now, &t) && t == d->last_modified && d->last_modified < now;
+}
+
+static void decide_without_body(StaticDecision *d, unsigned status)
+{
+        d->status = status;
+        d->offset = d->length = 0;
+        d->accept_ranges = false;
+}
+
+void static_decide(const StaticConditions *c, const StaticResult *file, time_t now, StaticDecision *ret)
+{
+        time_t t;
+
+        *ret = (StaticDecision){
+                .status = 200,
+                .length = file->size,
+                .last_modified = MIN(file->mtime, now),
+                .accept_ranges = true,
+        };
+        static_format_etag(file->ino, file->size, file->mtime, file->mtime_nsec, ret->etag);
+
+        /* 13.2.2 step 1 and 2: If-Match (strong comparison), else If-Unmodified-Since. */
+        if (c->if_match) {
+                if (!static_etag_list_match(c->if_match, c->if_match_len, ret->etag, /* weak= */ false))
+                        return decide_without_body(ret, 412);
+        } else if (c->if_unmodified_since &&
+                   field_date(c->if_unmodified_since, c->if_unmodified_since_len, now, &t) &&
+                   ret->last_modified > t)
+                return decide_without_body(ret, 412);
+
+        /* Step 3 and 4: If-None-Match (weak comparison), else If-Modified-Since, which an invalid date turns
+         * off rather than fails (13.1.3). */
+        if (c->if_none_match) {
+                if (static_etag_list_match(c->if_none_match, c->if_none_match_len, ret->etag, /* weak= */ true))
+                        return decide_without_body(ret, 304);
+        } else if (c->if_modified_since &&
+                   field_date(c->if_modified_since, c->if_modified_since_len, now, &t) &&
+                   ret->last_modified <= t)
+                return decide_without_body(ret, 304);
+
+        /* Step 5: Range, for GET only (14.2); If-Range is its precondition, and a false one means the whole
+         * file. */
+        if (!c->range || c->head)
+                return;
+        if (c->if_range && !if_range_holds(c->if_range, c->if_range_len, ret, now))
+                return;
+
+        uint64_t offset, length;
+        switch (static_parse_range(c->range, c->range_len, file->size, &offset, &length)) {
+        case STATIC_RANGE_IGNORE:
+                return;
+        case STATIC_RANGE_SATISFIABLE:
+                ret->status = 206;
+                ret->offset = offset;
+                ret->length = length;
+                ret->accept_ranges = false;
+                (void) snprintf(ret->content_range, sizeof ret->content_range,
+                                "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, offset, offset + length - 1, file->size);
+                return;
+        case STATIC_RANGE_UNSATISFIABLE:
+                decide_without_body(ret, 416);
+                (void) snprintf(ret->content_range, sizeof ret->content_range, "bytes */%" PRIu64,
+                                file->size);
+                return;
+        }
 }

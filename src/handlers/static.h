@@ -7,10 +7,16 @@
 #include <time.h>
 
 #include "handlers/mime.h"
+#include "handlers/request.h"
+#include "proto/http.h"
 
 /* The static file handler: serves a document root. Every path is resolved beneath the root with
  * openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS), so neither "..", nor an absolute symlink, nor a symlink
- * leading out of the root can reach anything outside it. */
+ * leading out of the root can reach anything outside it.
+ *
+ * Two steps: static_handler_resolve() opens the file and describes it from fstat() of that very fd;
+ * static_decide() then applies the request's conditional and range fields to that description (RFC 9110
+ * sections 13 and 14) and says what to send. The second step is pure. */
 
 typedef struct StaticHandler {
         int root_fd;
@@ -22,6 +28,8 @@ typedef struct StaticResult {
         int fd;                   /* the open file for 200, else -EBADF; the caller owns it */
         uint64_t size;
         time_t mtime;
+        long mtime_nsec;          /* with mtime, size and ino: the ETag */
+        uint64_t ino;
         const char *content_type; /* for 200 */
         char location[512];       /* for 301: the path with a trailing slash */
 } StaticResult;
@@ -32,3 +40,63 @@ void static_handler_done(StaticHandler *h);
 /* Resolves the decoded request path (starting with '/') and opens what it names. Never fails: errors
  * become statuses in the result. */
 void static_handler_resolve(const StaticHandler *h, const char *path, size_t path_len, StaticResult *ret);
+
+/* The request's fields that static_decide() reads, as sent (NULL: absent). Only the first field line of
+ * each name counts. */
+typedef struct StaticConditions {
+        bool head; /* HEAD, else GET: Range applies to GET only (RFC 9110 14.2) */
+        const char *if_match;
+        size_t if_match_len;
+        const char *if_unmodified_since;
+        size_t if_unmodified_since_len;
+        const char *if_none_match;
+        size_t if_none_match_len;
+        const char *if_modified_since;
+        size_t if_modified_since_len;
+        const char *range;
+        size_t range_len;
+        const char *if_range;
+        size_t if_range_len;
+} StaticConditions;
+
+/* '"' + three 64-bit numbers in hex, two '-', '"', NUL */
+#define STATIC_ETAG_MAX 64
+/* "bytes " + three 20-digit numbers, '-', '/', NUL */
+#define STATIC_CONTENT_RANGE_MAX 96
+
+typedef struct StaticDecision {
+        unsigned status;       /* 200, 206, 304, 412 or 416 */
+        uint64_t offset;       /* the body: the file's bytes [offset, offset + length), and Content-Length */
+        uint64_t length;       /* ... 0 for 304, 412 and 416, which send none of the file */
+        time_t last_modified;  /* for Last-Modified: the mtime, but never later than now (RFC 9110 8.8.2.1) */
+        bool accept_ranges;    /* "Accept-Ranges: bytes": on 200 */
+        char etag[STATIC_ETAG_MAX];                   /* always set */
+        char content_range[STATIC_CONTENT_RANGE_MAX]; /* for 206 and 416, else "" */
+} StaticDecision;
+
+/* Fills the conditions from a request (HTTP or SCGI: the headers of the request model). */
+void static_conditions_from_request(const drover_request *req, StaticConditions *ret);
+
+/* What to answer to a GET or HEAD of a file that static_handler_resolve() found (status 200): preconditions
+ * in RFC 9110 13.2.2's order (If-Match, If-Unmodified-Since, If-None-Match, If-Modified-Since), then If-Range
+ * and Range. now: the Date of the response. Pure. */
+void static_decide(const StaticConditions *c, const StaticResult *file, time_t now, StaticDecision *ret);
+
+/* The strong entity-tag of a file, quotes included: "INO-SIZE-MTIME" in hex, MTIME in nanoseconds. A new
+ * inode (a file replaced by rename, as editors and rsync do), another size or another mtime give another tag. */
+void static_format_etag(uint64_t ino, uint64_t size, time_t mtime, long mtime_nsec,
+                        char ret[static STATIC_ETAG_MAX]);
+
+/* Whether the If-Match / If-None-Match field value (a list of entity-tags, or "*") matches etag, with
+ * RFC 9110 8.8.3.2's weak or strong comparison. A list that turns out malformed matches nothing from there on. */
+bool static_etag_list_match(const char *list, size_t len, const char *etag, bool weak);
+
+typedef enum StaticRange {
+        STATIC_RANGE_IGNORE,        /* not a single byte range we serve: send the whole file (200) */
+        STATIC_RANGE_SATISFIABLE,   /* send *ret_offset, *ret_length (206) */
+        STATIC_RANGE_UNSATISFIABLE, /* 416 */
+} StaticRange;
+
+/* Classifies a Range field value for a file of size bytes (RFC 9110 14.1, 14.2). */
+StaticRange static_parse_range(const char *value, size_t len, uint64_t size, uint64_t *ret_offset,
+                               uint64_t *ret_length);

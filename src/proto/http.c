@@ -1,11 +1,346 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "common/macro.h"
 #include "proto/http.h"
+
+/* Leading empty lines before a request line that are skipped (RFC 9112 2.2 asks for at least one; some
+ * clients send one after a body); more are an attack on the idle timeout, not a client. */
+#define HTTP_EMPTY_LINES_MAX 8U
+/* A chunk-size line with its extensions; nobody sends long ones. */
+#define HTTP_CHUNK_LINE_MAX 4096U
+/* What the library may see of a head: our limits at their caps, and slack for the method, the version and
+ * skipped empty lines. Our scanner enforces the real limits before the library sees a byte. */
+#define HTTP_PARSER_HEAD_MAX (HTTP_URL_MAX_CAP + HTTP_HEADER_BYTES_MAX_CAP + 65536U)
+
+int http_limits_check(const HttpLimits *l)
+{
+        if (l->url_max == 0 || l->url_max > HTTP_URL_MAX_CAP)
+                return -EINVAL;
+        if (l->header_bytes_max == 0 || l->header_bytes_max > HTTP_HEADER_BYTES_MAX_CAP)
+                return -EINVAL;
+        if (l->headers_max == 0 || l->headers_max > HTTP_HEADERS_MAX_CAP)
+                return -EINVAL;
+        if (l->body_max == 0 || l->body_max > HTTP_BODY_MAX_CAP)
+                return -EINVAL;
+        return 0;
+}
+
+/* RFC 9110 tchar */
+static bool is_tchar(unsigned char c)
+{
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+               (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+/* Field-value characters (RFC 9110 5.5): VCHAR, obs-text, SP, HTAB. */
+static bool is_field_char(unsigned char c)
+{
+        return c == '\t' || (c >= 0x20 && c != 0x7f);
+}
+
+static int unhex(char c)
+{
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+                return c - 'A' + 10;
+        return -1;
+}
+
+/* ---- our own framing scanner ---------------------------------------------------------------------------
+ *
+ * http-parser built without HTTP_PARSER_STRICT (as Debian builds it) accepts a bare CR as a line end and any
+ * byte after a CR, takes obs-fold, accepts any two bytes after chunk data as its CRLF, swallows an LF inside
+ * a chunk extension, and takes SP, HTAB and FF in places RFC 9112 does not. Each of those is a way for a
+ * proxy in front of us and us to disagree on where a request ends. So every byte that is not body data first
+ * goes through this scanner, which knows the grammar of RFC 9112 for the request line, the field lines, the
+ * chunk framing and the trailers, and stops at the first byte that does not fit. It stops too right after
+ * the empty line that ends the head (and the trailers), where the library must have reached the same point;
+ * a Content-Length body is left to the library, which counts it exactly.
+ */
+
+enum {
+        FR_LEAD, /* before the request line: empty lines are skipped */
+        FR_LEAD_CR,
+        FR_METHOD,
+        FR_TARGET_START,
+        FR_TARGET,
+        FR_VERSION, /* matching "HTTP/d.d"; pos is the index */
+        FR_LINE_CR, /* the CR after the version */
+        FR_FIELD_START,
+        FR_FIELD_NAME,
+        FR_FIELD_VALUE,
+        FR_FIELD_CR,
+        FR_END_CR,    /* the CR of the empty line */
+        FR_HEAD_DONE, /* after the head: the caller decides what follows */
+        FR_BODY,      /* no body or a Content-Length one: the library frames it */
+        FR_CHUNK_SIZE_START,
+        FR_CHUNK_SIZE,
+        FR_CHUNK_BWS,
+        FR_CHUNK_EXT,
+        FR_CHUNK_SIZE_CR,
+        FR_CHUNK_DATA,
+        FR_CHUNK_DATA_CR,
+        FR_CHUNK_DATA_LF,
+        FR_TRAILER_START,
+        FR_TRAILER_NAME,
+        FR_TRAILER_VALUE,
+        FR_TRAILER_CR,
+        FR_TRAILER_END_CR,
+        FR_DONE, /* after the trailers */
+};
+
+/* Scans bytes ahead of the library. Returns how many may be given to it: all of them, or up to (not
+ * including) a byte that breaks the grammar, setting *ret_status, or up to and including the LF of the empty
+ * line that ends the head or the trailers. */
+static size_t framing_scan(HttpRequest *r, const char *data, size_t len, unsigned *ret_status)
+{
+        static const char version[] = "HTTP/d.d";
+        HttpFraming *f = &r->framing;
+        const HttpLimits *l = &r->limits;
+        unsigned status = 0;
+        size_t i;
+
+        *ret_status = 0;
+        for (i = 0; i < len; i++) {
+                unsigned char c = (unsigned char) data[i];
+
+                switch (f->state) {
+                case FR_FIELD_START ... FR_END_CR:
+                case FR_TRAILER_START ... FR_TRAILER_END_CR:
+                        if (++f->field_bytes > l->header_bytes_max) {
+                                status = 431;
+                                goto fail;
+                        }
+                        break;
+                default:
+                        break;
+                }
+
+                switch (f->state) {
+                case FR_LEAD:
+                        if (c == '\r') {
+                                f->state = FR_LEAD_CR;
+                                break;
+                        }
+                        if (c == '\n') {
+                                if (++f->empty_lines > HTTP_EMPTY_LINES_MAX)
+                                        goto bad;
+                                break;
+                        }
+                        /* Not even a method: the library would say 400 too, but one byte later. */
+                        if (!is_tchar(c))
+                                goto bad;
+                        f->state = FR_METHOD;
+                        break;
+                case FR_LEAD_CR:
+                        if (c != '\n' || ++f->empty_lines > HTTP_EMPTY_LINES_MAX)
+                                goto bad;
+                        f->state = FR_LEAD;
+                        break;
+
+                case FR_METHOD:
+                        /* One SP between the parts of the request line, never more, never HTAB. */
+                        if (c == ' ')
+                                f->state = FR_TARGET_START;
+                        else if (!is_tchar(c))
+                                goto bad;
+                        break;
+                case FR_TARGET_START:
+                case FR_TARGET:
+                        if (c == ' ' && f->state == FR_TARGET) {
+                                f->state = FR_VERSION;
+                                f->pos = 0;
+                                break;
+                        }
+                        /* The library takes HTAB and FF in a target; whitespace and controls end it here. */
+                        if (c <= ' ' || c == 0x7f)
+                                goto bad;
+                        if (++f->line_bytes > l->url_max) {
+                                status = 414;
+                                goto fail;
+                        }
+                        f->state = FR_TARGET;
+                        break;
+                case FR_VERSION:
+                        if (f->pos == 8) {
+                                /* A bare LF ends a line as well (RFC 9112 2.2), as in the library. */
+                                if (c == '\r')
+                                        f->state = FR_LINE_CR;
+                                else if (c == '\n')
+                                        f->state = FR_FIELD_START;
+                                else
+                                        goto bad;
+                                break;
+                        }
+                        if (version[f->pos] == 'd' ? !(c >= '0' && c <= '9')
+                                                   : c != (unsigned char) version[f->pos])
+                                goto bad;
+                        f->pos++;
+                        break;
+                case FR_LINE_CR:
+                        if (c != '\n')
+                                goto bad;
+                        f->state = FR_FIELD_START;
+                        break;
+
+                case FR_FIELD_START:
+                case FR_TRAILER_START:
+                        if (c == '\r') {
+                                f->state = f->state == FR_FIELD_START ? FR_END_CR : FR_TRAILER_END_CR;
+                                break;
+                        }
+                        if (c == '\n')
+                                goto end_of_section;
+                        /* SP or HTAB here is obs-fold, or whitespace before the first field line: RFC 9112
+                         * 5.2 and 2.2 let a server reject both, and a proxy may have read either as part of
+                         * another line. A field name is a token. */
+                        if (!is_tchar(c))
+                                goto bad;
+                        if (++f->fields > l->headers_max) {
+                                status = 431;
+                                goto fail;
+                        }
+                        f->state = f->state == FR_FIELD_START ? FR_FIELD_NAME : FR_TRAILER_NAME;
+                        break;
+                case FR_FIELD_NAME:
+                case FR_TRAILER_NAME:
+                        /* Also whitespace before the colon: RFC 9112 5.1 says MUST reject. */
+                        if (c == ':')
+                                f->state = f->state == FR_FIELD_NAME ? FR_FIELD_VALUE : FR_TRAILER_VALUE;
+                        else if (!is_tchar(c))
+                                goto bad;
+                        break;
+                case FR_FIELD_VALUE:
+                case FR_TRAILER_VALUE:
+                        if (c == '\r')
+                                f->state = f->state == FR_FIELD_VALUE ? FR_FIELD_CR : FR_TRAILER_CR;
+                        else if (c == '\n')
+                                f->state = f->state == FR_FIELD_VALUE ? FR_FIELD_START : FR_TRAILER_START;
+                        else if (!is_field_char(c)) /* NUL, and controls other than HTAB */
+                                goto bad;
+                        break;
+                case FR_FIELD_CR:
+                case FR_TRAILER_CR:
+                        if (c != '\n')
+                                goto bad;
+                        f->state = f->state == FR_FIELD_CR ? FR_FIELD_START : FR_TRAILER_START;
+                        break;
+                case FR_END_CR:
+                case FR_TRAILER_END_CR:
+                        if (c != '\n')
+                                goto bad;
+                        goto end_of_section;
+
+                case FR_BODY:
+                        return len;
+
+                case FR_CHUNK_SIZE_START: {
+                        int h = unhex((char) c);
+                        if (h < 0)
+                                goto bad;
+                        f->chunk_size = (uint64_t) h;
+                        f->line_bytes = 1;
+                        f->state = FR_CHUNK_SIZE;
+                        goto check_chunk_size;
+                }
+                case FR_CHUNK_SIZE: {
+                        int h = unhex((char) c);
+                        if (++f->line_bytes > HTTP_CHUNK_LINE_MAX)
+                                goto bad;
+                        if (h >= 0) {
+                                /* chunk_size <= body_max <= 2^40 before this: no overflow. */
+                                f->chunk_size = f->chunk_size * 16 + (uint64_t) h;
+                                goto check_chunk_size;
+                        }
+                        if (c == '\r')
+                                f->state = FR_CHUNK_SIZE_CR;
+                        else if (c == ';')
+                                f->state = FR_CHUNK_EXT;
+                        else if (c == ' ' || c == '\t')
+                                f->state = FR_CHUNK_BWS;
+                        else
+                                goto bad;
+                        break;
+                }
+                check_chunk_size:
+                        /* Before any of the chunk arrives: a client announcing too much learns at once. */
+                        if (f->chunk_size > l->body_max - f->chunk_total) {
+                                status = 413;
+                                goto fail;
+                        }
+                        break;
+                case FR_CHUNK_BWS:
+                        /* chunk-ext = *( BWS ";" BWS ext-name [ BWS "=" BWS ext-val ] ) */
+                        if (++f->line_bytes > HTTP_CHUNK_LINE_MAX)
+                                goto bad;
+                        if (c == ';')
+                                f->state = FR_CHUNK_EXT;
+                        else if (c != ' ' && c != '\t')
+                                goto bad;
+                        break;
+                case FR_CHUNK_EXT:
+                        /* Extensions are ignored, but no LF or control may hide in them. */
+                        if (++f->line_bytes > HTTP_CHUNK_LINE_MAX)
+                                goto bad;
+                        if (c == '\r')
+                                f->state = FR_CHUNK_SIZE_CR;
+                        else if (!is_field_char(c))
+                                goto bad;
+                        break;
+                case FR_CHUNK_SIZE_CR:
+                        if (c != '\n')
+                                goto bad;
+                        f->chunk_total += f->chunk_size;
+                        f->state = f->chunk_size == 0 ? FR_TRAILER_START : FR_CHUNK_DATA;
+                        break;
+                case FR_CHUNK_DATA: {
+                        size_t n = (size_t) MIN(f->chunk_size, (uint64_t) (len - i));
+                        f->chunk_size -= n;
+                        i += n - 1;
+                        if (f->chunk_size == 0)
+                                f->state = FR_CHUNK_DATA_CR;
+                        break;
+                }
+                case FR_CHUNK_DATA_CR:
+                        if (c != '\r')
+                                goto bad;
+                        f->state = FR_CHUNK_DATA_LF;
+                        break;
+                case FR_CHUNK_DATA_LF:
+                        if (c != '\n')
+                                goto bad;
+                        f->state = FR_CHUNK_SIZE_START;
+                        break;
+
+                default:
+                        /* FR_HEAD_DONE and FR_DONE: the library must have finished; it did not. */
+                        goto bad;
+                }
+                continue;
+
+        end_of_section:
+                f->state = f->state == FR_FIELD_START || f->state == FR_END_CR ? FR_HEAD_DONE : FR_DONE;
+                return i + 1;
+        }
+        return len;
+
+bad:
+        status = 400;
+fail:
+        *ret_status = status;
+        return i;
+}
+
+/* ---- http-parser callbacks ------------------------------------------------------------------------- */
 
 static HttpRequest *request_of(http_parser *p)
 {
@@ -18,11 +353,11 @@ static int fail(HttpRequest *r, unsigned status)
         return -1;
 }
 
-/* Appends a piece of the URL, a field name or a value to the arena. Pieces of one element arrive in order and
- * uninterrupted, so appending keeps each element contiguous. */
+/* Appends a piece of the URL, a field name or a value to the arena. Pieces of one element arrive in order
+ * and uninterrupted, so appending keeps each element contiguous. */
 static int arena_append(HttpRequest *r, const char *at, size_t len, unsigned status_if_full)
 {
-        if (len > sizeof r->arena - r->arena_used)
+        if (len > r->arena_size - r->arena_used)
                 return fail(r, status_if_full);
         memcpy(r->arena + r->arena_used, at, len);
         r->arena_used += len;
@@ -38,14 +373,29 @@ static int on_message_begin(http_parser *p)
 static int on_url(http_parser *p, const char *at, size_t len)
 {
         HttpRequest *r = request_of(p);
-        if (r->url_len + len > HTTP_URL_MAX)
+        if (len > r->limits.url_max - r->url_len)
                 return fail(r, 414);
+        /* The scanner stops the target at whitespace and controls; this holds even if it did not. */
+        for (size_t i = 0; i < len; i++)
+                if ((unsigned char) at[i] <= ' ' || at[i] == 0x7f)
+                        return fail(r, 400);
         if (r->url_len == 0)
-                r->url_off = (uint16_t) r->arena_used;
+                r->url_off = (uint32_t) r->arena_used;
         if (arena_append(r, at, len, 414) < 0)
                 return -1;
-        r->url_len = (uint16_t) (r->url_len + len);
+        r->url_len += (uint32_t) len;
         return 0;
+}
+
+/* The value of the last field is complete: drop its trailing whitespace (RFC 9110 5.5: not part of it). */
+static void finish_value(HttpRequest *r)
+{
+        if (r->n_headers == 0)
+                return;
+        HttpHeader *h = &r->headers[r->n_headers - 1];
+        while (h->value_len > 0 && (r->arena[h->value_off + h->value_len - 1] == ' ' ||
+                                    r->arena[h->value_off + h->value_len - 1] == '\t'))
+                h->value_len--;
 }
 
 static int on_header_field(http_parser *p, const char *at, size_t len)
@@ -53,50 +403,253 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
         HttpRequest *r = request_of(p);
         /* Debian's http-parser is built non-strict and takes a space as part of a field name; RFC 9112 5.1
          * says whitespace before the colon MUST be rejected (else "Content-Length : 5" frames a body that a
-         * lookup of Content-Length does not see). */
-        if (memchr(at, ' ', len))
+         * lookup of Content-Length does not see). The scanner stops this first; this holds even if it did
+         * not. */
+        if (memchr(at, ' ', len) || memchr(at, '\t', len))
                 return fail(r, 400);
+        if (r->headers_done)
+                return 0; /* a trailer: accepted, counted by the scanner, ignored */
         if (r->n_headers == 0 || r->in_value) {
-                if (r->n_headers >= HTTP_HEADERS_MAX)
+                finish_value(r);
+                if (r->n_headers >= r->limits.headers_max)
                         return fail(r, 431);
-                r->headers[r->n_headers++] = (HttpHeader){ .name_off = (uint16_t) r->arena_used };
+                r->headers[r->n_headers++] = (HttpHeader){ .name_off = (uint32_t) r->arena_used };
                 r->in_value = false;
         }
         if (arena_append(r, at, len, 431) < 0)
                 return -1;
-        r->headers[r->n_headers - 1].name_len += (uint16_t) len;
+        r->headers[r->n_headers - 1].name_len += (uint32_t) len;
         return 0;
 }
 
 static int on_header_value(http_parser *p, const char *at, size_t len)
 {
         HttpRequest *r = request_of(p);
+        if (r->headers_done)
+                return 0;
+        if (r->n_headers == 0)
+                return fail(r, 400); /* a value without a name: cannot happen, never trust it */
         HttpHeader *h = &r->headers[r->n_headers - 1];
         if (!r->in_value) {
-                h->value_off = (uint16_t) r->arena_used;
+                h->value_off = (uint32_t) r->arena_used;
                 r->in_value = true;
         }
         if (arena_append(r, at, len, 431) < 0)
                 return -1;
-        h->value_len += (uint16_t) len;
+        h->value_len += (uint32_t) len;
         return 0;
+}
+
+static bool header_name_is(const HttpRequest *r, const HttpHeader *h, const char *name)
+{
+        size_t n = strlen(name);
+        return h->name_len == n && strncasecmp(r->arena + h->name_off, name, n) == 0;
+}
+
+/* Splits off the next element of a comma-separated list (RFC 9110 5.6.1) with its surrounding whitespace
+ * trimmed; *p is NULL after the last one. Returns false at the end of the list. */
+static bool list_next(const char **p, const char *end, const char **ret_elem, size_t *ret_len)
+{
+        const char *s = *p, *e;
+
+        if (!s)
+                return false;
+        e = memchr(s, ',', (size_t) (end - s));
+        *p = e ? e + 1 : NULL;
+        if (!e)
+                e = end;
+        while (s < e && (*s == ' ' || *s == '\t'))
+                s++;
+        while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+                e--;
+        *ret_elem = s;
+        *ret_len = (size_t) (e - s);
+        return true;
+}
+
+/* Transfer-Encoding (RFC 9112 6.1, 6.3). Only chunked is implemented, and it must be the final coding and
+ * appear once. The list over all Transfer-Encoding fields in order:
+ *   - empty, or an empty element, or chunked with parameters, twice, or not last: 400, since the length of
+ *     the body cannot be known (RFC 9112 6.3 rule 4 says 400 and close for "chunked not final"; "gzip" alone
+ *     falls here too);
+ *   - chunked last but some other coding before it ("gzip, chunked"): the framing is sound but we do not
+ *     understand the coding, so 501 (RFC 9112 6.1: "SHOULD respond with 501").
+ * Returns 0 (and sets *ret_chunked) or the status. */
+static unsigned check_transfer_encoding(const HttpRequest *r, bool *ret_chunked)
+{
+        bool seen = false, chunked = false, other = false;
+
+        for (unsigned i = 0; i < r->n_headers; i++) {
+                const HttpHeader *h = &r->headers[i];
+                const char *p = r->arena + h->value_off, *end = p + h->value_len, *elem;
+                size_t n;
+
+                if (!header_name_is(r, h, "transfer-encoding"))
+                        continue;
+                seen = true;
+                while (list_next(&p, end, &elem, &n)) {
+                        size_t t = 0;
+                        if (n == 0)
+                                return 400;
+                        while (t < n && is_tchar((unsigned char) elem[t]))
+                                t++;
+                        if (t == 0)
+                                return 400;
+                        /* What follows the coding's name: nothing, or its parameters. */
+                        size_t rest = t;
+                        while (rest < n && (elem[rest] == ' ' || elem[rest] == '\t'))
+                                rest++;
+                        if (rest < n && elem[rest] != ';')
+                                return 400;
+                        if (chunked)
+                                return 400; /* something after chunked: chunked is not final, or twice */
+                        if (t == 7 && strncasecmp(elem, "chunked", 7) == 0) {
+                                if (rest < n)
+                                        return 400;
+                                chunked = true;
+                        } else
+                                other = true;
+                }
+        }
+        if (!seen) {
+                *ret_chunked = false;
+                return 0;
+        }
+        if (!chunked)
+                return 400;
+        if (other)
+                return 501;
+        *ret_chunked = true;
+        return 0;
+}
+
+/* Content-Length (RFC 9112 6.3): one field of digits only. A second one is a 400 even if equal, and so is a
+ * list: two lengths are how a request smuggles a body past a proxy that reads the other one. Returns 0 or
+ * 400. */
+static unsigned check_content_length(HttpRequest *r)
+{
+        for (unsigned i = 0; i < r->n_headers; i++) {
+                const HttpHeader *h = &r->headers[i];
+                const char *v = r->arena + h->value_off;
+                uint64_t x = 0;
+
+                if (!header_name_is(r, h, "content-length"))
+                        continue;
+                if (r->has_content_length || h->value_len == 0)
+                        return 400;
+                for (uint32_t j = 0; j < h->value_len; j++) {
+                        if (v[j] < '0' || v[j] > '9')
+                                return 400;
+                        if (x > (UINT64_MAX - 9) / 10)
+                                return 400;
+                        x = x * 10 + (uint64_t) (v[j] - '0');
+                }
+                r->has_content_length = true;
+                r->content_length = x;
+        }
+        return 0;
+}
+
+static bool value_is(const HttpRequest *r, const HttpHeader *h, const char *s)
+{
+        size_t n = strlen(s);
+        return h->value_len == n && strncasecmp(r->arena + h->value_off, s, n) == 0;
 }
 
 static int on_headers_complete(http_parser *p)
 {
         HttpRequest *r = request_of(p);
-        unsigned n_host = 0;
+        unsigned n_host = 0, n_expect = 0, status;
+        const HttpHeader *expect = NULL;
+        bool chunked = false;
+
+        finish_value(r);
+        r->in_value = false;
 
         if (p->http_major != 1)
                 return fail(r, 505);
+        for (unsigned i = 0; i < r->n_headers; i++) {
+                if (header_name_is(r, &r->headers[i], "host"))
+                        n_host++;
+                else if (header_name_is(r, &r->headers[i], "expect")) {
+                        n_expect++;
+                        expect = &r->headers[i];
+                }
+        }
         /* RFC 9112 3.2: an HTTP/1.1 request without Host, or any request with more than one, is a 400; two
          * Hosts are how a request smuggles a second virtual host past a proxy that reads the first. */
-        for (unsigned i = 0; i < r->n_headers; i++)
-                if (r->headers[i].name_len == 4 && strncasecmp(r->arena + r->headers[i].name_off, "host", 4) == 0)
-                        n_host++;
         if (n_host > 1 || (n_host == 0 && p->http_minor >= 1))
                 return fail(r, 400);
+
+        status = check_content_length(r);
+        if (status == 0)
+                status = check_transfer_encoding(r, &chunked);
+        if (status == 400 || status == 501) {
+                /* A 400 outranks a 501: the framing is broken whatever the coding. */
+                return fail(r, status);
+        }
+        /* Both framings at once (RFC 9112 6.3 rule 3 allows ignoring Content-Length, but then a proxy that
+         * did not may see another request in our body); Transfer-Encoding in HTTP/1.0, which RFC 9112 6.1
+         * says to treat as faulty framing; a body on CONNECT, whose bytes would follow as a tunnel. */
+        bool te = false;
+        for (unsigned i = 0; i < r->n_headers; i++)
+                te = te || header_name_is(r, &r->headers[i], "transfer-encoding");
+        if (te && (r->has_content_length || p->http_minor == 0))
+                return fail(r, 400);
+        if (p->method == HTTP_CONNECT && (te || r->has_content_length))
+                return fail(r, 400);
+        /* The library must agree on chunked, or we would read a different body than it decodes. */
+        if (chunked != !!(p->flags & F_CHUNKED))
+                return fail(r, 400);
+
+        /* Decided before any of the body is read, so that it can be answered instead of a 100 Continue. */
+        if (r->has_content_length && r->content_length > r->limits.body_max)
+                return fail(r, 413);
+
+        /* RFC 9110 10.1.1: 100-continue is the only expectation; an HTTP/1.0 server ignores the field. */
+        bool has_body = chunked || (r->has_content_length && r->content_length > 0);
+        if (n_expect > 0 && p->http_minor >= 1) {
+                if (n_expect > 1 || !value_is(r, expect, "100-continue"))
+                        return fail(r, 417);
+                r->expect_continue = has_body;
+        }
+
+        r->chunked = chunked;
         r->headers_done = true;
+        return 0;
+}
+
+/* Makes room for len more body bytes and the NUL after them. */
+static int body_reserve(HttpRequest *r, size_t len)
+{
+        size_t need = r->body_len + len + 1, cap;
+        char *b;
+
+        if (need <= r->body_cap)
+                return 0;
+        cap = MAX(need, MAX(r->body_cap * 2, (size_t) 4096));
+        /* No more than the announced length: a 1 MiB Content-Length gets one allocation of that size. */
+        if (r->has_content_length && r->content_length < SIZE_MAX && cap > r->content_length + 1)
+                cap = MAX(need, (size_t) r->content_length + 1);
+        b = realloc(r->body, cap);
+        if (!b)
+                return -ENOMEM;
+        r->body = b;
+        r->body_cap = cap;
+        return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t len)
+{
+        HttpRequest *r = request_of(p);
+
+        if (len > r->limits.body_max - r->body_len)
+                return fail(r, 413);
+        if (body_reserve(r, len) < 0)
+                return fail(r, 500);
+        memcpy(r->body + r->body_len, at, len);
+        r->body_len += len;
+        r->body[r->body_len] = '\0';
         return 0;
 }
 
@@ -104,7 +657,8 @@ static int on_message_complete(http_parser *p)
 {
         HttpRequest *r = request_of(p);
         r->state = HTTP_PARSE_COMPLETE;
-        r->keep_alive = http_should_keep_alive(p);
+        /* What follows a CONNECT would be a tunnel, which we never open: close after answering. */
+        r->keep_alive = http_should_keep_alive(p) && p->method != HTTP_CONNECT;
         http_parser_pause(p, 1);
         return 0;
 }
@@ -115,75 +669,178 @@ static const http_parser_settings settings = {
         .on_header_field = on_header_field,
         .on_header_value = on_header_value,
         .on_headers_complete = on_headers_complete,
+        .on_body = on_body,
         .on_message_complete = on_message_complete,
 };
+
+/* ---- requests ------------------------------------------------------------------------------------- */
 
 static void request_reset(HttpRequest *r)
 {
         r->state = HTTP_PARSE_INCOMPLETE;
         r->error_status = 0;
         r->started = r->headers_done = r->keep_alive = r->in_value = false;
+        r->expect_continue = r->chunked = r->has_content_length = false;
+        r->content_length = 0;
         r->url_off = r->url_len = 0;
         r->n_headers = 0;
         r->arena_used = 0;
+        r->body_len = 0;
+        if (r->body)
+                r->body[0] = '\0';
+        r->framing = (HttpFraming){ .state = FR_LEAD };
 }
 
-void http_request_init(HttpRequest *r)
+int http_request_init(HttpRequest *r, const HttpLimits *limits)
 {
+        HttpLimits l = limits ? *limits : HTTP_LIMITS_DEFAULT;
+        int k;
+
+        *r = (HttpRequest){};
+        k = http_limits_check(&l);
+        if (k < 0)
+                return k;
+        r->limits = l;
+        r->arena_size = l.url_max + l.header_bytes_max;
+        r->arena = malloc(r->arena_size);
+        r->headers = calloc(l.headers_max, sizeof *r->headers);
+        if (!r->arena || !r->headers) {
+                http_request_free(r);
+                return -ENOMEM;
+        }
+
+        /* The library's own limit on a head is a global, 80 KiB by default; ours are stricter and checked
+         * first, so lift its one out of the way of header_bytes_max up to its cap. Idempotent. */
+        http_parser_set_max_header_size(HTTP_PARSER_HEAD_MAX);
+        http_parser_init(&r->parser, HTTP_REQUEST);
+        r->parser.data = r;
+        request_reset(r);
+        return 0;
+}
+
+void http_request_free(HttpRequest *r)
+{
+        free(r->arena);
+        free(r->headers);
+        free(r->body);
+        r->arena = NULL;
+        r->headers = NULL;
+        r->body = NULL;
+        r->arena_size = r->arena_used = 0;
+        r->body_cap = r->body_len = 0;
+        r->n_headers = 0;
+        r->url_len = 0;
+}
+
+void http_request_next(HttpRequest *r)
+{
+        /* One large upload should not pin its buffer for the rest of a keep-alive connection. */
+        if (r->body_cap > HTTP_BODY_KEEP) {
+                free(r->body);
+                r->body = NULL;
+                r->body_cap = 0;
+        }
+        request_reset(r);
+        http_parser_pause(&r->parser, 0);
+}
+
+void http_request_reset(HttpRequest *r)
+{
+        if (r->body_cap > HTTP_BODY_KEEP) {
+                free(r->body);
+                r->body = NULL;
+                r->body_cap = 0;
+        }
         http_parser_init(&r->parser, HTTP_REQUEST);
         r->parser.data = r;
         request_reset(r);
 }
 
-void http_request_next(HttpRequest *r)
-{
-        request_reset(r);
-        http_parser_pause(&r->parser, 0);
-}
-
-/* RFC 9110 tchar */
-static bool is_tchar(char c)
-{
-        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-               (c && strchr("!#$%&'*+-.^_`|~", c));
-}
-
 static bool looks_like_method(const char *p, size_t len)
 {
         size_t i = 0;
-        while (i < len && is_tchar(p[i]))
+        while (i < len && is_tchar((unsigned char) p[i]))
                 i++;
         return i == len || (i > 0 && p[i] == ' ') || (i == 0 && p[i] == ' ');
 }
 
+static void request_fail(HttpRequest *r, unsigned status)
+{
+        r->state = HTTP_PARSE_ERROR;
+        if (r->error_status == 0)
+                r->error_status = status;
+}
+
+/* The library stopped with an error at data[0] (rest is everything fed after it). */
+static void parser_failed(HttpRequest *r, enum http_errno e, const char *rest, size_t rest_len)
+{
+        switch (e) {
+        case HPE_INVALID_METHOD:
+                /* A well-formed method this server does not know is 501; bytes that are no method at all (a
+                 * TLS hello, binary, HTML) are 400. */
+                request_fail(r, looks_like_method(rest, rest_len) ? 501 : 400);
+                break;
+        case HPE_HEADER_OVERFLOW:
+                request_fail(r, 431);
+                break;
+        default:
+                request_fail(r, 400);
+        }
+}
+
 size_t http_request_feed(HttpRequest *r, const char *data, size_t len)
 {
-        size_t n;
+        size_t off = 0;
 
-        if (r->state != HTTP_PARSE_INCOMPLETE)
-                return 0;
+        while (r->state == HTTP_PARSE_INCOMPLETE && off < len) {
+                unsigned status;
+                size_t k = framing_scan(r, data + off, len - off, &status);
+                /* Never execute zero bytes: to the library that means the end of the stream. */
+                size_t n = k > 0 ? http_parser_execute(&r->parser, &settings, data + off, k) : 0;
+                enum http_errno e = HTTP_PARSER_ERRNO(&r->parser);
 
-        n = http_parser_execute(&r->parser, &settings, data, len);
-        enum http_errno e = HTTP_PARSER_ERRNO(&r->parser);
-        if (e == HPE_OK || e == HPE_PAUSED)
-                return n;
+                if (e != HPE_OK && e != HPE_PAUSED) {
+                        parser_failed(r, e, data + off + n, len - off - n);
+                        return off + n;
+                }
+                off += n;
 
-        r->state = HTTP_PARSE_ERROR;
-        if (r->error_status == 0) {
-                switch (e) {
-                case HPE_INVALID_METHOD:
-                        /* A well-formed method this server does not know is 501; bytes that are no method at
-                         * all (a TLS hello, binary, HTML) are 400. */
-                        r->error_status = looks_like_method(data + n, len - n) ? 501 : 400;
-                        break;
-                case HPE_HEADER_OVERFLOW:
-                        r->error_status = 431;
-                        break;
-                default:
-                        r->error_status = 400;
+                if (r->state == HTTP_PARSE_COMPLETE) {
+                        /* The library ended the message; it must be where our scanner ends it too. */
+                        unsigned s = r->framing.state;
+                        bool agree = s == FR_BODY || (n == k && s == FR_DONE) ||
+                                     (n == k && s == FR_HEAD_DONE && !r->chunked && r->content_length == 0);
+                        /* And the body it decoded must be the one our scanner counted. */
+                        if (r->body_len != (r->chunked ? r->framing.chunk_total : r->content_length))
+                                agree = false;
+                        if (!agree)
+                                request_fail(r, 400);
+                        return off;
+                }
+                if (n != k) {
+                        request_fail(r, 400); /* stopped short without a reason: never guess */
+                        return off;
+                }
+                if (status != 0) {
+                        request_fail(r, status);
+                        return off;
+                }
+                if (r->framing.state == FR_DONE) {
+                        /* Our trailers ended, the library's message did not: say so now, not at the next
+                         * byte, which the client would never send. */
+                        request_fail(r, 400);
+                        return off;
+                }
+                if (r->framing.state == FR_HEAD_DONE) {
+                        /* A head that the library did not see end, or a body it did not expect. */
+                        if (!r->headers_done || (!r->chunked && !r->has_content_length)) {
+                                request_fail(r, 400);
+                                return off;
+                        }
+                        r->framing.state = r->chunked ? FR_CHUNK_SIZE_START : FR_BODY;
                 }
         }
-        return n;
+        return off;
 }
 
 const char *http_request_header(const HttpRequest *r, const char *name, size_t *ret_len)
@@ -199,40 +856,53 @@ const char *http_request_header(const HttpRequest *r, const char *name, size_t *
         return NULL;
 }
 
+int http_request_header_at(const HttpRequest *r, unsigned i, const char **ret_name, size_t *ret_name_len,
+                           const char **ret_value, size_t *ret_value_len)
+{
+        if (i >= r->n_headers)
+                return -ENOENT;
+        *ret_name = r->arena + r->headers[i].name_off;
+        *ret_name_len = r->headers[i].name_len;
+        *ret_value = r->arena + r->headers[i].value_off;
+        *ret_value_len = r->headers[i].value_len;
+        return 0;
+}
+
 const char *http_status_reason(unsigned status)
 {
         switch (status) {
+        case 100: return "Continue";
         case 200: return "OK";
+        case 201: return "Created";
         case 204: return "No Content";
         case 206: return "Partial Content";
         case 301: return "Moved Permanently";
+        case 302: return "Found";
+        case 303: return "See Other";
         case 304: return "Not Modified";
+        case 307: return "Temporary Redirect";
+        case 308: return "Permanent Redirect";
         case 400: return "Bad Request";
+        case 401: return "Unauthorized";
         case 403: return "Forbidden";
         case 404: return "Not Found";
         case 405: return "Method Not Allowed";
         case 408: return "Request Timeout";
+        case 411: return "Length Required";
+        case 412: return "Precondition Failed";
         case 413: return "Content Too Large";
         case 414: return "URI Too Long";
         case 416: return "Range Not Satisfiable";
+        case 417: return "Expectation Failed";
         case 431: return "Request Header Fields Too Large";
         case 500: return "Internal Server Error";
         case 501: return "Not Implemented";
+        case 502: return "Bad Gateway";
         case 503: return "Service Unavailable";
+        case 504: return "Gateway Timeout";
         case 505: return "HTTP Version Not Supported";
         default: return "Unknown";
         }
-}
-
-static int unhex(char c)
-{
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
 }
 
 int http_target_decode_path(const char *url, size_t url_len, char *out, size_t out_size, size_t *ret_query_off)
@@ -283,6 +953,48 @@ int http_target_decode_path(const char *url, size_t url_len, char *out, size_t o
         return (int) o;
 }
 
+int http_path_normalize(char *path, size_t len)
+{
+        size_t i = 0, o = 0;
+        bool trailing = false;
+
+        if (len == 0 || path[0] != '/' || len > INT_MAX)
+                return -EINVAL;
+
+        /* Written in place: the output never overtakes the input, since every segment copied was preceded
+         * by at least one '/' in the input and is preceded by exactly one in the output. */
+        while (i < len) {
+                while (i < len && path[i] == '/')
+                        i++;
+                size_t j = i;
+                while (j < len && path[j] != '/')
+                        j++;
+                size_t seg = j - i;
+
+                if (seg == 0 || (seg == 1 && path[i] == '.'))
+                        trailing = true;
+                else if (seg == 2 && path[i] == '.' && path[i + 1] == '.') {
+                        /* Above the root: a client that means "/" does not write "/..". */
+                        if (o == 0)
+                                return -EINVAL;
+                        while (path[o - 1] != '/')
+                                o--;
+                        o--;
+                        trailing = true;
+                } else {
+                        path[o++] = '/';
+                        memmove(path + o, path + i, seg);
+                        o += seg;
+                        trailing = false;
+                }
+                i = j;
+        }
+        if (o == 0 || trailing)
+                path[o++] = '/';
+        path[o] = '\0';
+        return (int) o;
+}
+
 void http_format_date(time_t t, char buf[static 30])
 {
         struct tm tm;
@@ -292,10 +1004,200 @@ void http_format_date(time_t t, char buf[static 30])
                 strcpy(buf, "Thu, 01 Jan 1970 00:00:00 GMT");
 }
 
+int http_check_field_value(const char *value)
+{
+        for (const unsigned char *p = (const unsigned char *) value; *p; p++)
+                if (!is_field_char(*p))
+                        return -EINVAL;
+        return 0;
+}
+
+/* A header value we send: no CR, LF or other control that could end the line or the head early. */
+static bool value_ok(const char *s)
+{
+        return !s || http_check_field_value(s) >= 0;
+}
+
+int http_check_header_block(const char *block)
+{
+        const unsigned char *p = (const unsigned char *) block;
+
+        while (*p) {
+                const unsigned char *name = p;
+                while (is_tchar(*p))
+                        p++;
+                if (p == name || *p != ':')
+                        return -EINVAL;
+                p++;
+                while (*p && is_field_char(*p))
+                        p++;
+                if (p[0] != '\r' || p[1] != '\n')
+                        return -EINVAL;
+                p += 2;
+        }
+        return 0;
+}
+
+/* ---- HTTP-date parsing ---------------------------------------------------------------------------------
+ *
+ * By hand rather than with strptime(): its %a and %b follow LC_TIME, and the grammar is small and exact. */
+
+static const char *const day_names[] = { "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun" };
+static const char *const day_names_long[] = { "Monday", "Tuesday", "Wednesday", "Thursday", "Friday",
+                                              "Saturday", "Sunday" };
+static const char *const month_names[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                           "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+
+typedef struct DateScan {
+        const char *p, *end;
+} DateScan;
+
+static bool scan_literal(DateScan *s, const char *literal)
+{
+        size_t n = strlen(literal);
+        if ((size_t) (s->end - s->p) < n || memcmp(s->p, literal, n) != 0)
+                return false;
+        s->p += n;
+        return true;
+}
+
+/* One of names (none is a prefix of another); its index in *ret. */
+static bool scan_name(DateScan *s, const char *const *names, size_t n_names, unsigned *ret)
+{
+        for (size_t i = 0; i < n_names; i++)
+                if (scan_literal(s, names[i])) {
+                        *ret = (unsigned) i;
+                        return true;
+                }
+        return false;
+}
+
+/* Exactly n digits. */
+static bool scan_digits(DateScan *s, unsigned n, unsigned *ret)
+{
+        unsigned v = 0;
+        if ((size_t) (s->end - s->p) < n)
+                return false;
+        for (unsigned i = 0; i < n; i++) {
+                if (s->p[i] < '0' || s->p[i] > '9')
+                        return false;
+                v = v * 10 + (unsigned) (s->p[i] - '0');
+        }
+        s->p += n;
+        *ret = v;
+        return true;
+}
+
+typedef struct DateFields {
+        unsigned year, month, day; /* month 0..11 */
+        unsigned hour, minute, second;
+} DateFields;
+
+static bool scan_time_of_day(DateScan *s, DateFields *f)
+{
+        return scan_digits(s, 2, &f->hour) && scan_literal(s, ":") && scan_digits(s, 2, &f->minute) &&
+               scan_literal(s, ":") && scan_digits(s, 2, &f->second);
+}
+
+/* IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT" */
+static bool scan_imf_fixdate(DateScan s, DateFields *f)
+{
+        unsigned wday;
+        return scan_name(&s, day_names, ELEMENTSOF(day_names), &wday) && scan_literal(&s, ", ") &&
+               scan_digits(&s, 2, &f->day) && scan_literal(&s, " ") &&
+               scan_name(&s, month_names, ELEMENTSOF(month_names), &f->month) && scan_literal(&s, " ") &&
+               scan_digits(&s, 4, &f->year) && scan_literal(&s, " ") && scan_time_of_day(&s, f) &&
+               scan_literal(&s, " GMT") && s.p == s.end;
+}
+
+/* rfc850-date: "Sunday, 06-Nov-94 08:49:37 GMT"; the year is two digits, placed by the caller. */
+static bool scan_rfc850_date(DateScan s, DateFields *f)
+{
+        unsigned wday;
+        return scan_name(&s, day_names_long, ELEMENTSOF(day_names_long), &wday) && scan_literal(&s, ", ") &&
+               scan_digits(&s, 2, &f->day) && scan_literal(&s, "-") &&
+               scan_name(&s, month_names, ELEMENTSOF(month_names), &f->month) && scan_literal(&s, "-") &&
+               scan_digits(&s, 2, &f->year) && scan_literal(&s, " ") && scan_time_of_day(&s, f) &&
+               scan_literal(&s, " GMT") && s.p == s.end;
+}
+
+/* asctime-date: "Sun Nov  6 08:49:37 1994" (the day is 2DIGIT or SP DIGIT) */
+static bool scan_asctime_date(DateScan s, DateFields *f)
+{
+        unsigned wday;
+        if (!scan_name(&s, day_names, ELEMENTSOF(day_names), &wday) || !scan_literal(&s, " ") ||
+            !scan_name(&s, month_names, ELEMENTSOF(month_names), &f->month) || !scan_literal(&s, " "))
+                return false;
+        if (!(scan_literal(&s, " ") ? scan_digits(&s, 1, &f->day) : scan_digits(&s, 2, &f->day)))
+                return false;
+        return scan_literal(&s, " ") && scan_time_of_day(&s, f) && scan_literal(&s, " ") &&
+               scan_digits(&s, 4, &f->year) && s.p == s.end;
+}
+
+static bool is_leap_year(unsigned y)
+{
+        return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+/* Days from 1970-01-01 to a date of the proleptic Gregorian calendar (H. Hinnant's days_from_civil); month
+ * 1..12. */
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+        y -= m <= 2;
+        int64_t era = (y >= 0 ? y : y - 399) / 400;
+        unsigned yoe = (unsigned) (y - era * 400);
+        unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+        unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        return era * 146097 + (int64_t) doe - 719468;
+}
+
+int http_parse_date(const char *s, size_t len, time_t now, time_t *ret)
+{
+        static const unsigned month_days[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+        DateScan scan = { .p = s, .end = s + len };
+        DateFields f = {};
+
+        if (!scan_imf_fixdate(scan, &f) && !scan_asctime_date(scan, &f)) {
+                struct tm tm;
+
+                if (!scan_rfc850_date(scan, &f))
+                        return -EINVAL;
+                /* RFC 9110 5.6.7: a two-digit year more than 50 years in the future is the most recent past
+                 * year with those digits. */
+                if (!gmtime_r(&now, &tm))
+                        return -ERANGE;
+                unsigned this_year = (unsigned) (tm.tm_year + 1900);
+                f.year += this_year / 100 * 100;
+                if (f.year > this_year + 50)
+                        f.year -= 100;
+        }
+
+        unsigned mdays = month_days[f.month] + (f.month == 1 && is_leap_year(f.year));
+        /* 60 seconds: a leap second, which time_t does not count; it reads as the next minute's first. */
+        if (f.day < 1 || f.day > mdays || f.hour > 23 || f.minute > 59 || f.second > 60)
+                return -EINVAL;
+
+        int64_t t = days_from_civil(f.year, f.month + 1, f.day) * 86400 + f.hour * 3600 + f.minute * 60 +
+                    f.second;
+        if ((int64_t) (time_t) t != t)
+                return -ERANGE;
+        *ret = (time_t) t;
+        return 0;
+}
+
 int http_format_head(const HttpResponseHead *h, char *buf, size_t size)
 {
         size_t o = 0;
         int n;
+
+        if (!value_ok(h->content_type) || !value_ok(h->date) || !value_ok(h->server) || !value_ok(h->etag) ||
+            !value_ok(h->content_range) || !value_ok(h->location) || !value_ok(h->allow))
+                return -EINVAL;
+        if (h->extra_headers && http_check_header_block(h->extra_headers) < 0)
+                return -EINVAL;
+        /* A chunked response to an HTTP/1.0 client, or one with a length as well, would be misframed. */
+        if (h->chunked && (h->has_body_length || h->minor_version == 0))
+                return -EINVAL;
 
 #define PUT(...)                                                                                                \
         do {                                                                                                    \
@@ -314,15 +1216,25 @@ int http_format_head(const HttpResponseHead *h, char *buf, size_t size)
                 PUT("Content-Type: %s\r\n", h->content_type);
         if (h->has_body_length)
                 PUT("Content-Length: %llu\r\n", (unsigned long long) h->content_length);
+        if (h->chunked)
+                PUT("Transfer-Encoding: chunked\r\n");
         if (h->last_modified > 0) {
                 char d[30];
                 http_format_date(h->last_modified, d);
                 PUT("Last-Modified: %s\r\n", d);
         }
+        if (h->etag)
+                PUT("ETag: %s\r\n", h->etag);
+        if (h->accept_ranges)
+                PUT("Accept-Ranges: bytes\r\n");
+        if (h->content_range)
+                PUT("Content-Range: %s\r\n", h->content_range);
         if (h->location)
                 PUT("Location: %s\r\n", h->location);
         if (h->allow)
                 PUT("Allow: %s\r\n", h->allow);
+        if (h->extra_headers)
+                PUT("%s", h->extra_headers);
         if (!h->keep_alive)
                 PUT("Connection: close\r\n");
         else if (h->minor_version == 0)

@@ -115,16 +115,6 @@ int sockets_collect(const Options *o, ListenSocket **ret, size_t *ret_n)
                 }
         }
 
-        if (r == 0)
-                for (size_t i = 0; i < n_s; i++)
-                        if (s[i].protocol == PROTOCOL_SCGI) {
-                                log_error("socket '%s': the scgi protocol is not available in this version; "
-                                          "allowed: http",
-                                          s[i].name);
-                                r = -EX_CONFIG;
-                                break;
-                        }
-
         if (r < 0) {
                 sockets_free(s, n_s);
                 return r;

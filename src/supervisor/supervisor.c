@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -20,6 +21,7 @@
 #include "common/messages.h"
 #include "common/notify.h"
 #include "config.h"
+#include "handlers/module.h"
 #include "supervisor/supervisor.h"
 
 /*
@@ -48,6 +50,7 @@ static const char *const process_state_names[] = {
 
 static void update_status(Supervisor *s);
 static int on_status_tick(sd_event_source *src, uint64_t usec, void *userdata);
+static int on_idle_timer(sd_event_source *src, uint64_t usec, void *userdata);
 static uint64_t slot_schedule(WorkerSlot *w);
 static uint64_t backoff_delay(const WorkerSlot *w);
 static bool slot_retiring(const WorkerSlot *w);
@@ -214,7 +217,8 @@ static Process *process_spawn(WorkerSlot *w)
 {
         Supervisor *s = w->supervisor;
         const Options *o = s->options;
-        char slot_arg[32], root_arg[4200], graceful_arg[64], maxreq_arg[64], *builtin_argv[8];
+        char slot_arg[32], root_arg[4200], graceful_arg[64], maxreq_arg[64], engine_args[16384];
+        char *builtin_argv[8 + 16 + HANDLERS_MAX];
         _cleanup_close_ int exec_fd = -EBADF;
         Process *p;
         size_t n = 0;
@@ -250,6 +254,10 @@ static Process *process_spawn(WorkerSlot *w)
                                  (unsigned long long) (o->max_requests + jitter));
                         builtin_argv[n++] = maxreq_arg;
                 }
+                r = options_worker_args(o, engine_args, sizeof engine_args, builtin_argv + n,
+                                        ELEMENTSOF(builtin_argv) - n);
+                assert(r >= 0); /* sized for the longest options the parser accepts */
+                n += (size_t) r;
                 builtin_argv[n] = NULL;
         }
 
@@ -771,6 +779,10 @@ send:
                 snprintf(s->status, sizeof s->status, "%s", status);
                 (void) sd_notifyf(false, "READY=1\nSTATUS=%s", status);
                 log_event(LOG_INFO, 0, "pool-ready", "%s", status);
+                /* Idleness counts from here: a slow start is not idle time, and the connection that
+                 * activated drover is served before any idle exit can happen. */
+                if (s->options->exit_idle_usec > 0)
+                        (void) arm_timer(s, &s->idle_timer, s->options->exit_idle_usec, on_idle_timer, s);
                 return;
         }
         if (!streq(status, s->status)) {
@@ -881,6 +893,15 @@ static int reload_validate(Supervisor *s)
                 return log_error_errno(errno, "reload: --root '%s': %m; keeping the running pool", root);
         if (access(s->exe, X_OK) < 0)
                 return log_error_errno(errno, "reload: '%s' is not executable: %m; keeping the running pool", s->exe);
+        for (size_t i = 0; i < s->options->n_handlers; i++) {
+                char err[512];
+                Module m;
+                int r = module_open(&s->options->handlers[i], &m, err, sizeof err);
+                if (r < 0)
+                        return log_error_errno(r, "reload: --handler '%s': %s; keeping the running pool",
+                                               s->options->handlers[i].path, err);
+                module_close(&m);
+        }
         return 0;
 }
 
@@ -1045,6 +1066,21 @@ int supervisor_main(const Options *o)
                         return EX_CONFIG;
                 }
                 s.exe = self_executable();
+
+                /* A module that cannot be loaded would make every worker fail to start: say so now, once. The
+                 * workers load them again after exec (a reload picks up new files). */
+                for (size_t i = 0; i < o->n_handlers; i++) {
+                        char err[512];
+                        Module m;
+                        r = module_open(&o->handlers[i], &m, err, sizeof err);
+                        if (r < 0) {
+                                log_error("--handler: invalid value '%s': cannot load it: %s", o->handlers[i].path,
+                                          err);
+                                free(s.exe);
+                                return EX_CONFIG;
+                        }
+                        module_close(&m);
+                }
         }
 
         r = sockets_collect(o, &s.sockets, &s.n_sockets);
@@ -1115,8 +1151,6 @@ int supervisor_main(const Options *o)
                 if (r < 0)
                         log_warning_errno(r, "cannot arm the systemd watchdog timer: %m");
         }
-        if (o->exit_idle_usec > 0)
-                (void) arm_timer(&s, &s.idle_timer, o->exit_idle_usec, on_idle_timer, &s);
 
         for (unsigned i = 0; i < s.n_slots; i++) {
                 s.slots[i] = (WorkerSlot){ .supervisor = &s, .index = i };

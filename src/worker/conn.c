@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -6,8 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -15,10 +19,16 @@
 #include "worker/worker.h"
 
 /*
- * One connection: read → parse → answer → (keep-alive) read ... Sockets are registered once, edge-triggered, for
- * both directions, so the state machine never calls epoll_ctl; `readable`/`writable` remember readiness the
- * kernel reported and we have not used up yet. While a response is being written nothing more is read, which
- * answers pipelined requests in order and bounds what one client can make us buffer.
+ * One connection: read → parse → handle → write → (keep-alive) read ... Sockets are registered once,
+ * edge-triggered, for both directions, so the state machine never calls epoll_ctl; `readable`/`writable`
+ * remember readiness the kernel reported and we have not used up yet. While a response is being written
+ * nothing more is read, which answers pipelined requests in order and bounds what one client can make us
+ * buffer.
+ *
+ * Both protocols end in the same place: the request is translated into a drover_request, a handler (a module
+ * by prefix, else the static handler) answers into the connection's drover_response, and the protocol frames
+ * it — an HTTP/1.x status line and header block, or SCGI's CGI-style "Status:" head. Every response after
+ * which drover closes says so (HTTP: "Connection: close"); a client never learns of a close by a failed read.
  */
 
 static void conn_run(Conn *c);
@@ -34,20 +44,101 @@ const char *worker_date(Worker *w)
         return w->date;
 }
 
+/* ---- parsers ----------------------------------------------------------------------------------------- */
+
+static void conn_parser_free(Conn *c)
+{
+        if (c->parser_protocol == PROTOCOL_HTTP)
+                http_request_free(&c->req.http);
+        else if (c->parser_protocol == PROTOCOL_SCGI)
+                scgi_request_free(&c->req.scgi);
+        c->parser_protocol = _PROTOCOL_INVALID;
+}
+
+/* A parser of the connection's protocol, ready for a first request. Allocated once per Conn; a Conn reused for
+ * the same protocol only resets it. */
+static int conn_parser_start(Conn *c)
+{
+        Worker *w = c->worker;
+
+        if (c->parser_protocol != c->protocol)
+                conn_parser_free(c);
+        if (c->protocol == PROTOCOL_HTTP) {
+                if (c->parser_protocol == PROTOCOL_HTTP) {
+                        http_request_reset(&c->req.http);
+                        return 0;
+                }
+                int r = http_request_init(&c->req.http, &w->limits);
+                if (r < 0)
+                        return r;
+        } else {
+                if (c->parser_protocol == PROTOCOL_SCGI)
+                        scgi_request_free(&c->req.scgi);
+                int r = scgi_request_init(&c->req.scgi, &w->limits);
+                if (r < 0)
+                        return r;
+        }
+        c->parser_protocol = c->protocol;
+        return 0;
+}
+
+static HttpParseState conn_parse_state(const Conn *c)
+{
+        return c->protocol == PROTOCOL_HTTP ? c->req.http.state : c->req.scgi.state;
+}
+
+static bool conn_request_started(const Conn *c)
+{
+        return c->protocol == PROTOCOL_HTTP ? c->req.http.started : c->req.scgi.started;
+}
+
+static size_t conn_feed(Conn *c, const char *data, size_t len)
+{
+        return c->protocol == PROTOCOL_HTTP ? http_request_feed(&c->req.http, data, len)
+                                            : scgi_request_feed(&c->req.scgi, data, len);
+}
+
+/* ---- accept and close -------------------------------------------------------------------------------- */
+
 static Conn *conn_get(Worker *w)
 {
         Conn *c = w->free_conns;
         if (c) {
                 w->free_conns = c->next;
+                w->n_free_conns--;
                 return c;
         }
-        return malloc(sizeof(Conn));
+        c = malloc(sizeof(Conn));
+        if (!c)
+                return NULL;
+        c->parser_protocol = _PROTOCOL_INVALID;
+        c->head = NULL;
+        c->head_cap = 0;
+        response_init(&c->resp);
+        return c;
 }
 
-void conn_accept(Worker *w, int fd, Protocol protocol)
+static void conn_put(Worker *w, Conn *c)
+{
+        c->next = w->free_conns;
+        w->free_conns = c;
+        w->n_free_conns++;
+}
+
+void conn_free(Conn *c)
+{
+        conn_parser_free(c);
+        response_free(&c->resp);
+        free(c->head);
+        free(c);
+}
+
+void conn_accept(Worker *w, int fd, Protocol protocol, const struct sockaddr *peer, socklen_t peer_len)
 {
         static const int one = 1;
         Conn *c = conn_get(w);
+        int r;
+
         if (!c) {
                 log_error_errno(ENOMEM, "cannot allocate a connection: %m");
                 safe_close(fd);
@@ -57,27 +148,40 @@ void conn_accept(Worker *w, int fd, Protocol protocol)
         c->watch = (IoWatch){ .fd = fd, .handler = NULL };
         c->timer = (TimerEntry){};
         c->worker = w;
+        c->protocol = protocol;
         c->state = CONN_READ;
         c->readable = c->writable = false;
         c->fresh = true;
         c->peer_closed = false;
         c->close_after = false;
+        c->continue_sent = false;
+        c->head_only = false;
+        c->requests = 0;
         c->rpos = c->rlen = 0;
         c->head_len = c->head_off = 0;
-        c->file_fd = -EBADF;
+        c->body_off = 0;
         c->file_off = c->file_end = 0;
-        http_request_init(&c->req);
-        (void) protocol; /* only HTTP so far; SCGI is rejected at start-up */
+        c->peer_len = MIN(peer_len, (socklen_t) sizeof c->peer);
+        memcpy(&c->peer, peer, c->peer_len);
+        response_reset(&c->resp);
+
+        r = conn_parser_start(c);
+        if (r < 0) {
+                log_error_errno(r, "cannot allocate a request parser: %m");
+                safe_close(fd);
+                conn_put(w, c);
+                return;
+        }
 
         /* Responses go out as whole writes or sendfile runs; Nagle would only delay the last segment. */
-        (void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        if (peer->sa_family != AF_UNIX)
+                (void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 
         c->watch.handler = conn_io;
         if (loop_add(&w->loop, &c->watch, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) < 0) {
                 log_warning_errno(errno, "cannot watch a new connection: %m");
                 safe_close(fd);
-                c->next = w->free_conns;
-                w->free_conns = c;
+                conn_put(w, c);
                 return;
         }
 
@@ -99,7 +203,7 @@ void conn_close(Conn *c)
         if (c->watch.fd < 0)
                 return;
         timer_disarm(&c->timer);
-        c->file_fd = safe_close(c->file_fd);
+        response_reset(&c->resp);
         c->watch.fd = safe_close(c->watch.fd); /* closing removes it from the epoll set */
 
         if (c->prev)
@@ -121,14 +225,18 @@ void conns_release_closed(Worker *w)
         while (w->closed_conns) {
                 Conn *c = w->closed_conns;
                 w->closed_conns = c->next;
-                c->next = w->free_conns;
-                w->free_conns = c;
+                /* Keep enough for the next burst of connections; give back what a peak left over. */
+                if (w->n_free_conns >= CONN_FREE_KEEP) {
+                        conn_free(c);
+                        continue;
+                }
+                conn_put(w, c);
         }
 }
 
 static bool conn_idle(const Conn *c)
 {
-        return c->state == CONN_READ && !c->req.started && c->rpos == c->rlen;
+        return c->state == CONN_READ && !conn_request_started(c) && c->rpos == c->rlen;
 }
 
 void conn_begin_drain(Conn *c)
@@ -141,158 +249,378 @@ void conn_begin_drain(Conn *c)
                 timer_arm(&c->worker->loop, &c->worker->q_drain, &c->timer);
 }
 
-/* The response head plus, for errors, a small body, all in c->head so that it leaves in one write. */
-static void conn_respond_simple(Conn *c, unsigned status, bool keep_alive, const char *location,
-                                const char *allow)
+/* ---- building the response head ---------------------------------------------------------------------- */
+
+static int conn_head_reserve(Conn *c, size_t need)
+{
+        if (need <= c->head_cap)
+                return 0;
+        size_t cap = MAX(need, (size_t) CONN_HEAD_INITIAL);
+        char *p = realloc(c->head, cap);
+        if (!p)
+                return -ENOMEM;
+        c->head = p;
+        c->head_cap = cap;
+        return 0;
+}
+
+/* Frames c->resp for the wire: an HTTP head or an SCGI (CGI-style) head in c->head, then the body. */
+static int conn_frame_response(Conn *c, bool keep_alive)
 {
         Worker *w = c->worker;
-        bool head_only = http_request_method(&c->req) == HTTP_HEAD && c->req.state == HTTP_PARSE_COMPLETE;
-        char body[256];
-        int blen;
+        drover_response *resp = &c->resp;
+        uint64_t body_len = response_body_length(resp);
+        bool no_body = resp->status == 304 || resp->status == 204;
+        size_t need = resp->headers_len + 512 + (w->server ? strlen(w->server) : 0);
+        int n, r;
 
-        blen = snprintf(body, sizeof body,
-                        "<html><head><title>%u %s</title></head><body><h1>%u %s</h1></body></html>\n",
-                        status, http_status_reason(status), status, http_status_reason(status));
+        r = conn_head_reserve(c, need);
+        if (r < 0)
+                return r;
 
-        HttpResponseHead h = {
-                .status = status,
-                .minor_version = c->req.parser.http_minor == 0 && c->req.parser.http_major == 1 ? 0 : 1,
-                .keep_alive = keep_alive,
-                .has_body_length = true,
-                .content_length = (uint64_t) blen,
-                .content_type = "text/html",
-                .date = worker_date(w),
-                .server = "drover",
-                .location = location,
-                .allow = allow,
-        };
-        int n = http_format_head(&h, c->head, sizeof c->head);
-        if (n < 0) {
-                /* Only an absurd Location could overflow; fail safe. */
-                h.location = NULL;
-                h.status = 500;
-                h.keep_alive = false;
-                n = http_format_head(&h, c->head, sizeof c->head);
-        }
+        if (c->protocol == PROTOCOL_HTTP) {
+                const HttpRequest *req = &c->req.http;
+                HttpResponseHead h = {
+                        .status = resp->status,
+                        .minor_version = req->parser.http_major == 1 && req->parser.http_minor == 0 ? 0 : 1,
+                        .keep_alive = keep_alive,
+                        .has_body_length = !no_body,
+                        .content_length = body_len,
+                        .content_type = response_default_content_type(resp),
+                        .date = worker_date(w),
+                        .server = w->server,
+                        .extra_headers = resp->headers && resp->headers_len ? resp->headers : NULL,
+                };
+                n = http_format_head(&h, c->head, c->head_cap);
+        } else
+                n = scgi_format_response_head(resp->status, response_default_content_type(resp),
+                                              no_body ? UINT64_MAX : body_len,
+                                              resp->headers && resp->headers_len ? resp->headers : NULL, c->head,
+                                              c->head_cap);
+        if (n < 0)
+                return n;
+
         c->head_len = (size_t) n;
-        if (!head_only && (size_t) blen <= sizeof c->head - c->head_len) {
-                memcpy(c->head + c->head_len, body, (size_t) blen);
-                c->head_len += (size_t) blen;
-        }
         c->head_off = 0;
+        c->head_only = c->head_only || no_body;
+        if (c->head_only) {
+                /* HEAD and 304: the head announces what GET would send; nothing of it goes out. */
+                resp->fd = safe_close(resp->fd);
+                resp->body_len = 0;
+        }
+        c->body_off = 0;
+        c->file_off = resp->fd >= 0 ? resp->fd_offset : 0;
+        c->file_end = resp->fd >= 0 ? resp->fd_offset + resp->fd_length : 0;
         c->close_after = !keep_alive;
         c->state = CONN_WRITE;
+        return 0;
 }
+
+/* A small HTML error page for status, after the headers already in the response (a handler's Content-Range
+ * on a 416, say); the connection closes after it unless keep_alive. */
+static void conn_respond_page(Conn *c, unsigned status, bool keep_alive)
+{
+        drover_response *resp = &c->resp;
+        char body[256];
+        int n;
+
+        resp->status = status;
+        n = snprintf(body, sizeof body,
+                     "<html><head><title>%u %s</title></head><body><h1>%u %s</h1></body></html>\n", status,
+                     http_status_reason(status), status, http_status_reason(status));
+        (void) drover_response_add_header(resp, "Content-Type", "text/html");
+        if (status == 405)
+                (void) drover_response_add_header(resp, "Allow", "GET, HEAD");
+        (void) drover_response_write(resp, body, (size_t) n);
+        if (c->protocol == PROTOCOL_SCGI)
+                keep_alive = false;
+        if (conn_frame_response(c, keep_alive) < 0) {
+                /* Only an allocation can fail here: there is nothing left to say. */
+                conn_close(c);
+        }
+}
+
+/* An error page and nothing else of what the response held. */
+static void conn_respond_error(Conn *c, unsigned status, bool keep_alive)
+{
+        response_reset(&c->resp);
+        conn_respond_page(c, status, keep_alive);
+}
+
+/* ---- the request model ------------------------------------------------------------------------------- */
+
+static const char *conn_remote_address(Conn *c, char *buf, size_t size)
+{
+        const struct sockaddr *sa = (const struct sockaddr *) &c->peer;
+
+        buf[0] = '\0';
+        if (sa->sa_family == AF_INET)
+                (void) inet_ntop(AF_INET, &((const struct sockaddr_in *) sa)->sin_addr, buf, (socklen_t) size);
+        else if (sa->sa_family == AF_INET6)
+                (void) inet_ntop(AF_INET6, &((const struct sockaddr_in6 *) sa)->sin6_addr, buf, (socklen_t) size);
+        return buf;
+}
+
+/* SCGI's "HTTP_ACCEPT_LANGUAGE" is the client's "accept-language"; CONTENT_TYPE and CONTENT_LENGTH, which CGI
+ * keeps without the prefix, are headers too. Other variables are the frontend's, not the client's. */
+static bool scgi_header_name(const char *var, size_t len, char *out, size_t *ret_len)
+{
+        const char *s = var;
+        size_t n = len;
+
+        if (len > 5 && memcmp(var, "HTTP_", 5) == 0) {
+                s = var + 5;
+                n = len - 5;
+        } else if (!(len == 12 && memcmp(var, "CONTENT_TYPE", 12) == 0) &&
+                   !(len == 14 && memcmp(var, "CONTENT_LENGTH", 14) == 0))
+                return false;
+        for (size_t i = 0; i < n; i++)
+                out[i] = s[i] == '_' ? '-' : (char) (s[i] >= 'A' && s[i] <= 'Z' ? s[i] + 32 : s[i]);
+        *ret_len = n;
+        return true;
+}
+
+/* Fills req from the parsed request. Returns 0, or an HTTP status to answer with instead. */
+static unsigned conn_build_request(Conn *c, drover_request *req, char *addr, size_t addr_size)
+{
+        Worker *w = c->worker;
+        const char *target;
+        size_t target_len, query_off = SIZE_MAX;
+        int r;
+
+        *req = (drover_request){ .headers = w->header_buf };
+
+        if (c->protocol == PROTOCOL_HTTP) {
+                HttpRequest *h = &c->req.http;
+                req->method = http_method_str(http_request_method(h));
+                req->protocol = h->parser.http_minor == 0 ? "HTTP/1.0" : "HTTP/1.1";
+                target = http_request_url(h, &target_len);
+                for (unsigned i = 0; i < h->n_headers; i++) {
+                        drover_header *d = &w->header_buf[i];
+                        (void) http_request_header_at(h, i, &d->name, &d->name_len, &d->value, &d->value_len);
+                }
+                req->n_headers = h->n_headers;
+                req->body = h->body;
+                req->body_len = h->body ? h->body_len : 0;
+                req->remote_address = NULL; /* formatted below, only if a module asks */
+        } else {
+                ScgiRequest *s = &c->req.scgi;
+                size_t used = 0, ml;
+                req->method = scgi_request_header(s, "REQUEST_METHOD", &ml);
+                if (!req->method || ml == 0)
+                        return 400;
+                req->protocol = "SCGI";
+                target = scgi_request_header(s, "REQUEST_URI", &target_len);
+                if (!target) {
+                        /* No REQUEST_URI: the path CGI-style, the query apart. */
+                        target = scgi_request_header(s, "PATH_INFO", &target_len);
+                        if (!target)
+                                return 400;
+                }
+                for (unsigned i = 0; i < s->n_headers && req->n_headers < w->limits.headers_max; i++) {
+                        const char *name, *value;
+                        size_t nl, vl, hl;
+                        if (scgi_request_header_at(s, i, &name, &value, &vl) < 0)
+                                break;
+                        nl = strlen(name);
+                        if (used + nl > w->limits.header_bytes_max ||
+                            !scgi_header_name(name, nl, w->name_buf + used, &hl))
+                                continue;
+                        w->header_buf[req->n_headers++] = (drover_header){ .name = w->name_buf + used,
+                                                                           .name_len = hl, .value = value,
+                                                                           .value_len = vl };
+                        used += hl;
+                }
+                req->body = s->body;
+                req->body_len = s->body ? s->body_len : 0;
+                req->remote_address = scgi_request_header(s, "REMOTE_ADDR", NULL);
+        }
+
+        r = http_target_decode_path(target, target_len, w->path_buf, w->limits.url_max + 1, &query_off);
+        if (r < 0)
+                return r == -ENAMETOOLONG ? 414 : 400;
+        req->path = w->path_buf;
+        req->path_len = (size_t) r;
+        if (query_off < target_len) {
+                req->query = target + query_off + 1; /* after the '?' */
+                req->query_len = target_len - query_off - 1;
+        } else if (c->protocol == PROTOCOL_SCGI && !memchr(target, '?', target_len)) {
+                size_t ql;
+                const char *q = scgi_request_header(&c->req.scgi, "QUERY_STRING", &ql);
+                if (q && ql > 0 && target == scgi_request_header(&c->req.scgi, "PATH_INFO", NULL)) {
+                        req->query = q;
+                        req->query_len = ql;
+                }
+        }
+        req->head = strcmp(req->method, "HEAD") == 0;
+        if (!req->remote_address)
+                req->remote_address = conn_remote_address(c, addr, addr_size);
+        return 0;
+}
+
+/* ---- handlers ---------------------------------------------------------------------------------------- */
 
 /* Names the request in the shared record while it is handled: if the loop gets stuck in it, the supervisor's
  * watchdog message says which request it was. */
-static void conn_mark_busy(Conn *c, const char *url, size_t url_len)
+static void conn_mark_busy(Conn *c, const drover_request *req)
 {
         WorkerStats *st = c->worker->stats;
-        const char *m = http_method_str(http_request_method(&c->req));
-        size_t ml = strlen(m), ul = MIN(url_len, sizeof st->current - ml - 2);
+        size_t ml = strlen(req->method), ul = MIN(req->path_len, sizeof st->current - MIN(ml, 16) - 2);
 
-        memcpy(st->current, m, ml);
+        ml = MIN(ml, (size_t) 16);
+        memcpy(st->current, req->method, ml);
         st->current[ml] = ' ';
-        memcpy(st->current + ml + 1, url, ul);
+        memcpy(st->current + ml + 1, req->path, ul);
         st->current[ml + 1 + ul] = '\0';
         stats_store(st->busy, 1);
 }
 
-static void conn_handle_request_inner(Conn *c);
-
-static void conn_handle_request(Conn *c)
-{
-        size_t url_len;
-        const char *url = http_request_url(&c->req, &url_len);
-
-        conn_mark_busy(c, url, url_len);
-        conn_handle_request_inner(c);
-        stats_store(c->worker->stats->busy, 0);
-}
-
-static void conn_handle_request_inner(Conn *c)
+static void conn_serve_static(Conn *c, const drover_request *req)
 {
         Worker *w = c->worker;
-        enum http_method method = http_request_method(&c->req);
-        bool keep_alive = c->req.keep_alive && !w->draining;
-        char path[HTTP_URL_MAX + 1];
-        const char *url;
-        size_t url_len;
+        drover_response *resp = &c->resp;
         StaticResult res;
-        int r;
+        StaticConditions cond;
+        StaticDecision d;
+        char date[30];
 
-        if (method != HTTP_GET && method != HTTP_HEAD)
-                return conn_respond_simple(c, 405, keep_alive, NULL, "GET, HEAD");
-
-        url = http_request_url(&c->req, &url_len);
-        r = http_target_decode_path(url, url_len, path, sizeof path, NULL);
-        if (r < 0)
-                return conn_respond_simple(c, r == -ENAMETOOLONG ? 414 : 400, false, NULL, NULL);
-
-        static_handler_resolve(&w->static_handler, path, (size_t) r, &res);
-        if (res.status == 301)
-                return conn_respond_simple(c, 301, keep_alive, res.location, NULL);
-        if (res.status != 200)
-                return conn_respond_simple(c, res.status, keep_alive, NULL, NULL);
-
-        HttpResponseHead h = {
-                .status = 200,
-                .minor_version = c->req.parser.http_minor ? 1 : 0,
-                .keep_alive = keep_alive,
-                .has_body_length = true,
-                .content_length = res.size,
-                .content_type = res.content_type,
-                .date = worker_date(w),
-                .server = "drover",
-                .last_modified = res.mtime,
-        };
-        r = http_format_head(&h, c->head, sizeof c->head);
-        if (r < 0) {
-                safe_close(res.fd);
-                return conn_respond_simple(c, 500, false, NULL, NULL);
+        if (!req->head && strcmp(req->method, "GET") != 0) {
+                resp->status = 405;
+                return;
         }
-        c->head_len = (size_t) r;
-        c->head_off = 0;
-        if (method == HTTP_HEAD || res.size == 0) {
-                safe_close(res.fd);
-        } else {
-                c->file_fd = res.fd;
-                c->file_off = 0;
-                c->file_end = res.size;
+        static_handler_resolve(&w->static_handler, req->path, req->path_len, &res);
+        if (res.status == 301) {
+                resp->status = 301;
+                (void) drover_response_add_header(resp, "Location", res.location);
+                return;
         }
-        c->close_after = !keep_alive;
-        c->state = CONN_WRITE;
+        if (res.status != 200) {
+                resp->status = res.status;
+                return;
+        }
+        /* Conditional and range requests (RFC 9110 13, 14): the pure decision, then its headers. */
+        static_conditions_from_request(req, &cond);
+        (void) worker_date(w);
+        static_decide(&cond, &res, w->date_time, &d);
+        resp->status = d.status;
+        if (d.status == 412 || d.status == 416) {
+                safe_close(res.fd);
+                if (d.content_range[0])
+                        (void) drover_response_add_header(resp, "Content-Range", d.content_range);
+                return;
+        }
+        if (d.status != 304)
+                (void) drover_response_add_header(resp, "Content-Type", res.content_type);
+        if (d.last_modified > 0) {
+                http_format_date(d.last_modified, date);
+                (void) drover_response_add_header(resp, "Last-Modified", date);
+        }
+        (void) drover_response_add_header(resp, "ETag", d.etag);
+        if (d.status == 206)
+                (void) drover_response_add_header(resp, "Content-Range", d.content_range);
+        if (d.accept_ranges)
+                (void) drover_response_add_header(resp, "Accept-Ranges", "bytes");
+        if (d.length == 0 || d.status == 304)
+                safe_close(res.fd);
+        else
+                (void) drover_response_send_fd(resp, res.fd, d.offset, d.length);
 }
+
+static void conn_handle(Conn *c)
+{
+        Worker *w = c->worker;
+        drover_request req;
+        char addr[INET6_ADDRSTRLEN];
+        bool keep_alive;
+        unsigned status;
+        Module *m;
+
+        c->requests++;
+        if (c->protocol == PROTOCOL_HTTP)
+                keep_alive = c->req.http.keep_alive && !w->draining &&
+                             (w->keepalive_requests == 0 || c->requests < w->keepalive_requests);
+        else
+                keep_alive = false; /* SCGI: one request per connection */
+
+        response_reset(&c->resp);
+        status = conn_build_request(c, &req, addr, sizeof addr);
+        if (status != 0)
+                return conn_respond_error(c, status, false);
+        c->head_only = req.head;
+
+        m = modules_route(w->modules, w->n_modules, req.path, req.path_len);
+        conn_mark_busy(c, &req);
+        if (m) {
+                req.prefix = m->prefix;
+                req.prefix_len = m->prefix_len;
+                int r = m->handler->handle(m->state, &req, &c->resp);
+                if (r < 0) {
+                        log_worker_event(LOG_ERR, r, "handler-failed", (int) w->slot, getpid(),
+                                         "module %s: %s %.*s failed: %m", m->handler->name ?: m->path, req.method,
+                                         (int) MIN(req.path_len, (size_t) 256), req.path);
+                        stats_store(w->stats->busy, 0);
+                        return conn_respond_error(c, 500, keep_alive);
+                }
+        } else
+                conn_serve_static(c, &req);
+        stats_store(w->stats->busy, 0);
+
+        /* A status without a body of its own (the static handler's 403, 404, 405): the standard page. */
+        if (c->resp.status >= 400 && response_body_length(&c->resp) == 0 && !c->resp.has_content_type)
+                return conn_respond_page(c, c->resp.status, keep_alive);
+        if (conn_frame_response(c, keep_alive) < 0) {
+                /* A handler's header block we cannot frame (too large for any buffer we will allocate). */
+                log_worker_event(LOG_ERR, 0, "handler-failed", (int) w->slot, getpid(),
+                                 "%s %.*s: the response cannot be framed", req.method,
+                                 (int) MIN(req.path_len, (size_t) 256), req.path);
+                conn_respond_error(c, 500, false);
+        }
+}
+
+/* ---- writing ----------------------------------------------------------------------------------------- */
 
 /* Returns 1 when the response is out, 0 when the socket is full, -errno on failure. */
 static int conn_flush(Conn *c)
 {
-        while (c->head_off < c->head_len) {
-                ssize_t n = send(c->watch.fd, c->head + c->head_off, c->head_len - c->head_off,
-                                 MSG_NOSIGNAL | (c->file_fd >= 0 ? MSG_MORE : 0));
+        drover_response *resp = &c->resp;
+
+        while (c->head_off < c->head_len || c->body_off < resp->body_len) {
+                struct iovec iov[2];
+                int n_iov = 0;
+                if (c->head_off < c->head_len)
+                        iov[n_iov++] = (struct iovec){ c->head + c->head_off, c->head_len - c->head_off };
+                if (c->body_off < resp->body_len)
+                        iov[n_iov++] = (struct iovec){ resp->body + c->body_off, resp->body_len - c->body_off };
+                struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t) n_iov };
+                ssize_t n = sendmsg(c->watch.fd, &mh, MSG_NOSIGNAL | (resp->fd >= 0 ? MSG_MORE : 0));
                 if (n < 0)
                         return errno == EAGAIN ? 0 : negative_errno();
-                c->head_off += (size_t) n;
+                size_t k = (size_t) n, h = MIN(k, c->head_len - c->head_off);
+                c->head_off += h;
+                c->body_off += k - h;
         }
-        while (c->file_off < c->file_end) {
+        while (resp->fd >= 0 && c->file_off < c->file_end) {
                 off_t off = (off_t) c->file_off;
                 size_t chunk = (size_t) MIN(c->file_end - c->file_off, (uint64_t) 0x7ffff000);
-                ssize_t n = sendfile(c->watch.fd, c->file_fd, &off, chunk);
+                ssize_t n = sendfile(c->watch.fd, resp->fd, &off, chunk);
                 if (n < 0)
                         return errno == EAGAIN ? 0 : negative_errno();
                 if (n == 0)
                         return -EIO; /* the file shrank under us: the promised length cannot be kept */
                 c->file_off = (uint64_t) off;
         }
-        c->file_fd = safe_close(c->file_fd);
         return 1;
 }
 
 static void conn_response_done(Conn *c)
 {
+        Worker *w = c->worker;
+
         c->fresh = false;
-        worker_request_done(c->worker);
+        c->continue_sent = false;
+        c->head_only = false;
+        response_reset(&c->resp);
+        worker_request_done(w);
         if (c->close_after) {
                 /* Half-close first so the client reads the whole response before it sees the end. */
                 (void) shutdown(c->watch.fd, SHUT_WR);
@@ -300,22 +628,44 @@ static void conn_response_done(Conn *c)
                 return;
         }
         c->state = CONN_READ;
-        http_request_next(&c->req);
+        if (c->protocol == PROTOCOL_HTTP)
+                http_request_next(&c->req.http);
 }
+
+/* ---- reading ----------------------------------------------------------------------------------------- */
 
 static void conn_arm_read_timer(Conn *c)
 {
         Worker *w = c->worker;
         TimerQueue *q;
+        bool started = conn_request_started(c);
+        bool in_body = c->protocol == PROTOCOL_HTTP ? c->req.http.headers_done : c->req.scgi.headers_done;
 
         /* A request's header deadline runs from its first byte (or the accept), and is not extended by
-         * further bytes: a client trickling a header one byte at a time cannot hold the connection. */
-        if (c->req.started || (c->fresh && !w->draining))
+         * further bytes: a client trickling a header one byte at a time cannot hold the connection. A body
+         * must make progress: its timer restarts with every read. */
+        if (in_body)
+                q = &w->q_body;
+        else if (started || (c->fresh && !w->draining))
                 q = &w->q_header;
         else
                 q = w->draining ? &w->q_drain : &w->q_idle;
         if (c->timer.queue != q || q != &w->q_header)
                 timer_arm(&w->loop, q, &c->timer);
+}
+
+/* HTTP/1.1 "Expect: 100-continue": the client waits for this before it sends the body. */
+static void conn_maybe_continue(Conn *c)
+{
+        static const char cont[] = HTTP_CONTINUE_RESPONSE;
+
+        if (c->protocol != PROTOCOL_HTTP || c->continue_sent || !c->req.http.headers_done ||
+            !c->req.http.expect_continue || c->req.http.state != HTTP_PARSE_INCOMPLETE)
+                return;
+        c->continue_sent = true;
+        /* The socket has nothing else queued at this point; should even this not fit, the client sends the body
+         * after its own timeout anyway (RFC 9110 10.1.1). */
+        (void) send(c->watch.fd, cont, sizeof cont - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
 static void conn_run(Conn *c)
@@ -335,6 +685,9 @@ static void conn_run(Conn *c)
                                 return;
                         }
                         if (r == 0) {
+                                /* The socket is full: a large file goes out as the client reads, one socket
+                                 * buffer at a time, between the other connections' events. The write timeout
+                                 * measures progress: it restarts with every partial write. */
                                 c->writable = false;
                                 timer_arm(&w->loop, &w->q_write, &c->timer);
                                 return;
@@ -344,15 +697,19 @@ static void conn_run(Conn *c)
                 }
 
                 if (c->rpos < c->rlen) {
-                        c->rpos += http_request_feed(&c->req, c->rbuf + c->rpos, c->rlen - c->rpos);
-                        if (c->req.state == HTTP_PARSE_COMPLETE) {
-                                conn_handle_request(c);
+                        c->rpos += conn_feed(c, c->rbuf + c->rpos, c->rlen - c->rpos);
+                        HttpParseState st = conn_parse_state(c);
+                        if (st == HTTP_PARSE_COMPLETE) {
+                                conn_handle(c);
                                 continue;
                         }
-                        if (c->req.state == HTTP_PARSE_ERROR) {
-                                conn_respond_simple(c, c->req.error_status, false, NULL, NULL);
+                        if (st == HTTP_PARSE_ERROR) {
+                                unsigned status = c->protocol == PROTOCOL_HTTP ? c->req.http.error_status
+                                                                               : c->req.scgi.error_status;
+                                conn_respond_error(c, status ?: 400, false);
                                 continue;
                         }
+                        conn_maybe_continue(c);
                 }
                 c->rpos = c->rlen = 0;
 
@@ -398,10 +755,12 @@ void conn_timeout(Loop *l, TimerEntry *e)
         Conn *c = container_of(e, Conn, timer);
         Worker *w = c->worker;
 
-        if (c->state == CONN_READ && c->req.started) {
-                /* The header deadline passed mid-request: say so, then close. The reply gets one write
+        if (c->state == CONN_READ && conn_request_started(c)) {
+                /* The header or body deadline passed mid-request: say so, then close. The reply gets one write
                  * timeout to leave. */
-                conn_respond_simple(c, 408, false, NULL, NULL);
+                conn_respond_error(c, 408, false);
+                if (c->watch.fd < 0)
+                        return;
                 c->writable = true;
                 timer_arm(&w->loop, &w->q_write, &c->timer);
                 conn_run(c);

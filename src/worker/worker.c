@@ -48,7 +48,7 @@ void worker_connection_closed(Worker *w)
                         w->loop.quit = true;
                 return;
         }
-        if (!w->listening && w->n_conns < WORKER_CONNECTIONS_MAX)
+        if (!w->listening && w->n_conns < w->max_connections)
                 listeners_register(w, true);
 }
 
@@ -58,7 +58,9 @@ static void on_listener(Loop *l, IoWatch *watch, uint32_t events)
         Worker *w = container_of(l, Worker, loop);
 
         for (int i = 0; i < ACCEPT_BATCH && w->listening; i++) {
-                int fd = accept4(li->watch.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+                struct sockaddr_storage peer;
+                socklen_t peer_len = sizeof peer;
+                int fd = accept4(li->watch.fd, (struct sockaddr *) &peer, &peer_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
                 if (fd < 0) {
                         if (errno == EAGAIN || errno == EINTR)
                                 return;
@@ -73,9 +75,9 @@ static void on_listener(Loop *l, IoWatch *watch, uint32_t events)
                         }
                         continue; /* ECONNABORTED and network errors concern only that connection */
                 }
-                conn_accept(w, fd, li->protocol);
-                if (w->n_conns >= WORKER_CONNECTIONS_MAX)
-                        listeners_register(w, false);
+                conn_accept(w, fd, li->protocol, (struct sockaddr *) &peer, peer_len);
+                if (w->n_conns >= w->max_connections)
+                        listeners_register(w, false); /* beyond --max-connections: leave them to the others */
         }
 }
 
@@ -130,16 +132,19 @@ static void worker_begin_drain(Worker *w)
          * rather than leave them to whoever listens next (nobody, with --listen). One pass: what arrives from
          * now on is for the workers that keep accepting, or for the next instance (the socket stays with
          * systemd). */
-        for (size_t i = 0; i < w->n_listeners && w->n_conns < WORKER_CONNECTIONS_MAX; i++)
+        for (size_t i = 0; i < w->n_listeners && w->n_conns < w->max_connections; i++)
                 for (;;) {
-                        int fd = accept4(w->listeners[i].watch.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+                        struct sockaddr_storage peer;
+                        socklen_t peer_len = sizeof peer;
+                        int fd = accept4(w->listeners[i].watch.fd, (struct sockaddr *) &peer, &peer_len,
+                                         SOCK_NONBLOCK | SOCK_CLOEXEC);
                         if (fd < 0) {
                                 if (errno == ECONNABORTED || errno == EINTR)
                                         continue;
                                 break;
                         }
-                        conn_accept(w, fd, w->listeners[i].protocol);
-                        if (w->n_conns >= WORKER_CONNECTIONS_MAX)
+                        conn_accept(w, fd, w->listeners[i].protocol, (struct sockaddr *) &peer, peer_len);
+                        if (w->n_conns >= w->max_connections)
                                 break;
                 }
         listeners_register(w, false);
@@ -218,6 +223,55 @@ static int worker_setup_signals(Worker *w)
         return loop_add(&w->loop, &w->signal_watch, EPOLLIN);
 }
 
+/* Limits, scratch buffers and handler modules. Returns 0 or an exit status. */
+static int worker_setup_engine(Worker *w, const Options *o)
+{
+        int r;
+
+        w->limits = (HttpLimits){ .url_max = o->max_request_line, .header_bytes_max = o->max_header_size,
+                                  .headers_max = o->max_headers, .body_max = o->max_body_size };
+        w->max_connections = o->max_connections;
+        w->keepalive_requests = o->keepalive_requests;
+        w->server = o->server_header && o->server_header[0] ? o->server_header : NULL;
+        w->path_buf = malloc(w->limits.url_max + 1);
+        w->header_buf = calloc(w->limits.headers_max, sizeof(drover_header));
+        w->name_buf = malloc(w->limits.header_bytes_max);
+        if (!w->path_buf || !w->header_buf || !w->name_buf)
+                return log_error_errno(ENOMEM, "%m"), EX_OSERR;
+
+        for (size_t i = 0; i < o->n_handlers; i++) {
+                char err[512];
+                Module *m = &w->modules[w->n_modules];
+                r = module_open(&o->handlers[i], m, err, sizeof err);
+                if (r < 0)
+                        return log_error_errno(r, "--handler: cannot load '%s': %s", o->handlers[i].path, err),
+                               EX_CONFIG;
+                w->n_modules++;
+                r = module_init(m);
+                if (r < 0)
+                        return log_error_errno(r, "--handler: module '%s' (%s): init failed: %m",
+                                               m->handler->name ?: "?", m->path),
+                               EX_CONFIG;
+        }
+        return 0;
+}
+
+static void worker_free_engine(Worker *w)
+{
+        Conn *c;
+
+        for (size_t i = w->n_modules; i > 0; i--)
+                module_close(&w->modules[i - 1]);
+        w->n_modules = 0;
+        while ((c = w->free_conns)) {
+                w->free_conns = c->next;
+                conn_free(c);
+        }
+        free(w->path_buf);
+        free(w->header_buf);
+        free(w->name_buf);
+}
+
 int worker_main(const Options *o)
 {
         static Worker worker; /* large (listener table); static keeps it off the stack */
@@ -241,9 +295,10 @@ int worker_main(const Options *o)
         if (r < 0)
                 return log_error_errno(r, "epoll: %m"), EX_OSERR;
         w->loop.after_batch = after_batch;
-        loop_add_queue(&w->loop, &w->q_header, HEADER_TIMEOUT_MS, conn_timeout);
-        loop_add_queue(&w->loop, &w->q_idle, KEEPALIVE_TIMEOUT_MS, conn_timeout);
-        loop_add_queue(&w->loop, &w->q_write, WRITE_TIMEOUT_MS, conn_timeout);
+        loop_add_queue(&w->loop, &w->q_header, o->header_timeout_usec / USEC_PER_MSEC, conn_timeout);
+        loop_add_queue(&w->loop, &w->q_idle, o->keepalive_timeout_usec / USEC_PER_MSEC, conn_timeout);
+        loop_add_queue(&w->loop, &w->q_body, o->body_timeout_usec / USEC_PER_MSEC, conn_timeout);
+        loop_add_queue(&w->loop, &w->q_write, o->write_timeout_usec / USEC_PER_MSEC, conn_timeout);
         loop_add_queue(&w->loop, &w->q_drain, DRAIN_IDLE_MS, conn_timeout);
         w->graceful_timeout_ms = o->graceful_timeout_usec / 1000;
         loop_add_queue(&w->loop, &w->q_graceful, w->graceful_timeout_ms, on_graceful_timeout);
@@ -257,6 +312,10 @@ int worker_main(const Options *o)
         r = static_handler_init(&w->static_handler, root, DROVER_MIME_TYPES);
         if (r < 0)
                 return log_error_errno(r, "--root: cannot open '%s': %m", root), EX_CONFIG;
+
+        r = worker_setup_engine(w, o);
+        if (r != 0)
+                return r;
 
         r = worker_setup_signals(w);
         if (r < 0)
@@ -284,6 +343,7 @@ int worker_main(const Options *o)
         if (r < 0)
                 return log_error_errno(r, "event loop failed: %m"), EX_SOFTWARE;
 
+        worker_free_engine(w);
         static_handler_done(&w->static_handler);
         return 0;
 }

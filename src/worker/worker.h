@@ -3,24 +3,24 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "common/options.h"
 #include "common/parse.h"
 #include "common/stats.h"
+#include "handlers/module.h"
+#include "handlers/request.h"
 #include "handlers/static.h"
 #include "proto/http.h"
+#include "proto/scgi.h"
 #include "worker/loop.h"
 
-/* Timeouts of the first HTTP path; the engine issue turns them into options. */
-#define HEADER_TIMEOUT_MS (30U * 1000U)    /* first byte of a request (or accept) to its last header byte */
-#define KEEPALIVE_TIMEOUT_MS (75U * 1000U) /* idle between requests; nginx's keepalive_timeout */
-#define WRITE_TIMEOUT_MS (60U * 1000U)     /* no progress writing a response */
-#define DRAIN_IDLE_MS 1000U                /* a draining worker closes a keep-alive connection idle this long */
-#define WORKER_CONNECTIONS_MAX 4096U
+#define DRAIN_IDLE_MS 1000U /* a draining worker closes a keep-alive connection idle this long */
 #define ACCEPT_BATCH 16
 #define CONN_READ_BUFFER 4096
-#define CONN_HEAD_BUFFER 1024
+#define CONN_HEAD_INITIAL 1024
+#define CONN_FREE_KEEP 64 /* closed connection objects (with their buffers) kept for reuse */
 
 typedef struct Worker Worker;
 
@@ -31,30 +31,48 @@ typedef struct Listener {
 } Listener;
 
 typedef enum ConnState {
-        CONN_READ,
-        CONN_WRITE,
+        CONN_READ,  /* reading (and parsing) a request */
+        CONN_WRITE, /* writing a response; nothing more is read meanwhile */
 } ConnState;
 
+/*
+ * One client connection. Its parser (HTTP or SCGI, by the listener it came from) and buffers stay allocated
+ * when the Conn is closed and reused for a later connection: accepting costs no allocation in the steady
+ * state.
+ */
 typedef struct Conn {
         IoWatch watch; /* first: the loop hands us &watch */
         TimerEntry timer;
         Worker *worker;
         struct Conn *prev, *next;
 
+        Protocol protocol;
+        Protocol parser_protocol; /* which parser below is allocated; _PROTOCOL_INVALID: none */
         ConnState state;
         bool readable, writable; /* edge-triggered readiness not yet consumed */
         bool fresh;              /* accepted, no request answered yet */
         bool peer_closed;        /* EPOLLRDHUP seen: reads end in EOF, which no later edge would announce */
         bool close_after;        /* close once the current response is sent */
+        bool continue_sent;      /* "100 Continue" sent for the current request */
+        bool head_only;          /* the current response has no body on the wire (HEAD, 304) */
+        unsigned requests;       /* answered on this connection */
 
-        HttpRequest req;
+        union {
+                HttpRequest http;
+                ScgiRequest scgi;
+        } req;
         size_t rpos, rlen;
 
-        size_t head_len, head_off;
-        int file_fd;
+        /* The response being written: head, then the body from memory or from a file. */
+        drover_response resp;
+        char *head;
+        size_t head_cap, head_len, head_off;
+        size_t body_off;
         uint64_t file_off, file_end;
 
-        char head[CONN_HEAD_BUFFER];
+        struct sockaddr_storage peer;
+        socklen_t peer_len;
+
         char rbuf[CONN_READ_BUFFER];
 } Conn;
 
@@ -67,8 +85,20 @@ struct Worker {
         IoWatch signal_watch;
 
         StaticHandler static_handler;
+        Module modules[HANDLERS_MAX];
+        size_t n_modules;
+        HttpLimits limits;
+        unsigned max_connections;
+        unsigned keepalive_requests; /* 0: no limit */
+        const char *server;          /* the Server header, NULL: none */
 
-        TimerQueue q_header, q_idle, q_write, q_drain;
+        /* Scratch for the one request being handled (handling is synchronous): the decoded path, the
+         * request's headers as the handlers see them, and SCGI's header names translated to HTTP's. */
+        char *path_buf;
+        drover_header *header_buf;
+        char *name_buf;
+
+        TimerQueue q_header, q_idle, q_body, q_write, q_drain;
         TimerQueue q_ping, q_graceful; /* one entry each */
         TimerEntry ping_timer, graceful_timer;
 
@@ -84,6 +114,7 @@ struct Worker {
 
         Conn *conns;        /* every open connection */
         Conn *free_conns;   /* released, reusable */
+        unsigned n_free_conns;
         Conn *closed_conns; /* closed in this batch; released after it */
         unsigned n_conns;
         bool draining;
@@ -95,7 +126,8 @@ struct Worker {
 int worker_main(const Options *o);
 
 /* conn.c */
-void conn_accept(Worker *w, int fd, Protocol protocol);
+void conn_accept(Worker *w, int fd, Protocol protocol, const struct sockaddr *peer, socklen_t peer_len);
+void conn_free(Conn *c);
 void conn_close(Conn *c);
 void conn_begin_drain(Conn *c);
 void conns_release_closed(Worker *w);

@@ -476,10 +476,15 @@ class StatusTest(LifecycleTestCase):
             self.assertEqual(c.request("GET", "/plain.txt").status, 200)
         stop = time.monotonic() + 3
         n = 0
-        with d.connect() as c:
-            while time.monotonic() < stop:
-                self.assertEqual(c.request("GET", "/plain.txt").status, 200)
-                n += 1
+        c = d.connect()
+        while time.monotonic() < stop:
+            r = c.request("GET", "/plain.txt")
+            self.assertEqual(r.status, 200)
+            n += 1
+            if r.header("Connection") == "close":  # --keepalive-requests: a new connection
+                c.close()
+                c = d.connect()
+        c.close()
         busy = [s for s in self.statuses(d) if STATUS_RX.match(s)]
         rates = [parse_rate(STATUS_RX.match(s).group(5)) for s in busy]
         self.assertTrue(any(r > 0 for r in rates), f"a request rate while busy: {busy}")
@@ -544,8 +549,10 @@ class JournalTest(LifecycleTestCase):
         with HttpConnection(("127.0.0.1", port)) as c:
             for _ in range(3):
                 self.assertEqual(c.request("GET", "/plain.txt").status, 200)
-        j.wait_for("retire", DROVER_EVENT="retire", MESSAGE_ID="[0-9a-f]{32}", DROVER_WORKER_SLOT="[01]",
-                   DROVER_WORKER_PID=r"\d+")
+        retired = j.wait_for("retire", DROVER_EVENT="retire", MESSAGE_ID="[0-9a-f]{32}", DROVER_WORKER_SLOT="[01]",
+                             DROVER_WORKER_PID=r"\d+")
+        wait_until(lambda: not os.path.exists(f"/proc/{retired['DROVER_WORKER_PID']}"),
+                   message="the retired worker to finish")
         # Watchdog kill.
         victim = d.wait_workers(2)[1]
         os.kill(victim, signal.SIGSTOP)

@@ -84,13 +84,18 @@ class SocketActivationTest(DroverTestCase):
         self.assertNotListening(other, "--listen is not bound when systemd passed sockets")
         d.wait_log(r"ignoring --listen")
 
-    def test_scgi_socket_is_rejected(self):
+    def test_socket_named_scgi_speaks_scgi(self):
         d = self.start_activated(workers=1, fdnames="scgi")
-        with HttpConnection(("127.0.0.1", d.port)) as c:
-            c.send(build_request("GET", "/plain.txt"))
-            self.assertEqual(d.wait_exit(), EX_CONFIG, d.log())
-        self.assertRegex(d.log(), r"scgi")
-        self.assertEqual(d.notify.drain() and [m for m in d.notify.messages if m.has("READY=1")], [])
+        block = b"CONTENT_LENGTH\x000\x00SCGI\x001\x00REQUEST_METHOD\x00GET\x00REQUEST_URI\x00/plain.txt\x00"
+        with socket.create_connection(("127.0.0.1", d.port), timeout=10) as s:
+            s.sendall(str(len(block)).encode() + b":" + block + b",")
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+        self.assertTrue(data.startswith(b"Status: 200 OK\r\n"), data[:80])
+        self.assertTrue(data.endswith(b"\r\n\r\nplain text file\n"), data)
+        pid = d.wait_workers(1)[0]
+        self.assertWorkerLooksSpawned(d, 0, pid, n_sockets=1, fdnames="scgi")
 
     def test_datagram_socket_is_rejected(self):
         d = self.start_activated(workers=1, datagram=True)

@@ -116,19 +116,6 @@ class CommandLineTest(DroverTestCase):
         self.assertEqual(code, EX_CONFIG, err)
         self.assertIn("--listen", self.assertOneLine(err))
 
-    def test_scgi_is_rejected_at_startup(self):
-        port = free_port()
-        code, out, err = self.run_drover([f"--listen=scgi:127.0.0.1:{port}", f"--root={self.root}"])
-        self.assertEqual(code, EX_CONFIG, err)
-        self.assertOneLine(err, "scgi")
-        self.assertNotListening(port)
-
-        path = os.path.join(self.tmp, "scgi.sock")
-        code, out, err = self.run_drover([f"--listen=scgi:{path}", f"--root={self.root}"])
-        self.assertEqual(code, EX_CONFIG, err)
-        self.assertOneLine(err, "scgi")
-        self.assertFalse(os.path.lexists(path), "the socket file it bound is removed again")
-
     def test_port_in_use(self):
         with socket.socket() as busy:
             busy.bind(("127.0.0.1", 0))

@@ -575,6 +575,140 @@ static void test_exec_workers(void **state)
         assert_str_contains(run.err, "--exit-idle-time");
 }
 
+static void test_engine_defaults(void **state)
+{
+        Run run = RUN0();
+
+        assert_int_equal(run.r, 0);
+        assert_true(run.o.header_timeout_usec == 30 * USEC_PER_SEC);
+        assert_true(run.o.keepalive_timeout_usec == 75 * USEC_PER_SEC);
+        assert_true(run.o.body_timeout_usec == 60 * USEC_PER_SEC);
+        assert_true(run.o.write_timeout_usec == 60 * USEC_PER_SEC);
+        assert_int_equal(run.o.max_request_line, 8192);
+        assert_int_equal(run.o.max_header_size, 16384);
+        assert_int_equal(run.o.max_headers, 100);
+        assert_true(run.o.max_body_size == 1024 * 1024);
+        assert_int_equal(run.o.max_connections, 4096);
+        assert_int_equal(run.o.keepalive_requests, 1000);
+        assert_string_equal(run.o.server_header, "drover");
+        assert_int_equal(run.o.n_handlers, 0);
+}
+
+static void test_engine_values(void **state)
+{
+        Run run = RUN("--header-timeout=5s", "--keepalive-timeout=2min", "--body-timeout=750ms", "--write-timeout=1",
+                      "--max-request-line=2K", "--max-header-size=1M", "--max-headers=7", "--max-body-size=0",
+                      "--max-connections=3", "--keepalive-requests=0", "--server-header=");
+
+        assert_int_equal(run.r, 0);
+        assert_true(run.o.header_timeout_usec == 5 * USEC_PER_SEC);
+        assert_true(run.o.keepalive_timeout_usec == 120 * USEC_PER_SEC);
+        assert_true(run.o.body_timeout_usec == 750 * USEC_PER_MSEC);
+        assert_true(run.o.write_timeout_usec == USEC_PER_SEC);
+        assert_int_equal(run.o.max_request_line, 2048);
+        assert_int_equal(run.o.max_header_size, 1024 * 1024);
+        assert_int_equal(run.o.max_headers, 7);
+        assert_true(run.o.max_body_size == 0);
+        assert_int_equal(run.o.max_connections, 3);
+        assert_int_equal(run.o.keepalive_requests, 0);
+        assert_string_equal(run.o.server_header, "");
+}
+
+static void test_engine_bad_values(void **state)
+{
+        static const struct {
+                const char *arg, *named;
+        } cases[] = {
+                { "--header-timeout=0", "--header-timeout" },     { "--keepalive-timeout=soon", "--keepalive-timeout" },
+                { "--body-timeout=-1", "--body-timeout" },        { "--write-timeout=", "--write-timeout" },
+                { "--max-request-line=8", "--max-request-line" }, { "--max-request-line=1M", "--max-request-line" },
+                { "--max-header-size=2M", "--max-header-size" },  { "--max-header-size=12Q", "--max-header-size" },
+                { "--max-headers=0", "--max-headers" },           { "--max-body-size=2T", "--max-body-size" },
+                { "--max-body-size=-5", "--max-body-size" },      { "--max-connections=0", "--max-connections" },
+                { "--keepalive-requests=x", "--keepalive-requests" },
+                { "--server-header=a\nb", "--server-header" },
+                { "--handler=", "--handler" },                    { "--handler=/app=", "--handler" },
+                { "--handler=/a?b=x.so", "--handler" },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                Run run = run_argv((char *[]){ "drover", (char *) cases[i].arg, NULL });
+                if (run.r != -ERANGE)
+                        fail_msg("%s: %d", cases[i].arg, run.r);
+                assert_str_contains(run.err, cases[i].named);
+                assert_str_contains(run.err, strchr(cases[i].arg, '=') + 1);
+        }
+}
+
+static void test_handlers(void **state)
+{
+        Run run = RUN("--handler=/srv/all.so", "--handler=/app/=/srv/app.so", "--handler=/api/v1=/srv/v1.so");
+
+        assert_int_equal(run.r, 0);
+        assert_int_equal(run.o.n_handlers, 3);
+        assert_string_equal(run.o.handlers[0].prefix, "");
+        assert_string_equal(run.o.handlers[0].path, "/srv/all.so");
+        assert_string_equal(run.o.handlers[1].prefix, "/app");
+        assert_string_equal(run.o.handlers[1].path, "/srv/app.so");
+        assert_string_equal(run.o.handlers[2].prefix, "/api/v1");
+
+        run = RUN("--handler=/=/srv/all.so");
+        assert_int_equal(run.r, 0);
+        assert_string_equal(run.o.handlers[0].prefix, "");
+
+        run = RUN("--handler=./rel.so");
+        assert_int_equal(run.r, 0);
+        assert_string_equal(run.o.handlers[0].path, "./rel.so");
+
+        /* One module per prefix. */
+        run = RUN("--handler=/app=/a.so", "--handler=/app/=/b.so");
+        assert_int_equal(run.r, -ERANGE);
+        assert_str_contains(run.err, "/app");
+        assert_str_contains(run.err, "/a.so");
+
+        run = RUN("--handler=/a.so", "--", "prog");
+        assert_int_equal(run.r, -ERANGE);
+        assert_str_contains(run.err, "--handler");
+}
+
+/* What the supervisor passes to a worker parses back to the same engine options. */
+static void test_worker_args_round_trip(void **state)
+{
+        Run a = RUN("--header-timeout=1500ms", "--keepalive-timeout=3", "--max-body-size=10M", "--max-headers=9",
+                    "--server-header=My Server/1.0", "--handler=/x.so", "--handler=/app=/y.so",
+                    "--keepalive-requests=5", "--max-connections=77");
+        char buf[4096], *argv[64] = { (char *) "drover" };
+        int n;
+
+        assert_int_equal(a.r, 0);
+        n = options_worker_args(&a.o, buf, sizeof buf, argv + 1, ELEMENTSOF(argv) - 1);
+        assert_true(n > 0);
+        assert_null(argv[n + 1]);
+
+        Run b = run_argv(argv);
+        assert_int_equal(b.r, 0);
+        assert_true(b.o.header_timeout_usec == a.o.header_timeout_usec);
+        assert_true(b.o.keepalive_timeout_usec == a.o.keepalive_timeout_usec);
+        assert_true(b.o.body_timeout_usec == a.o.body_timeout_usec);
+        assert_true(b.o.write_timeout_usec == a.o.write_timeout_usec);
+        assert_true(b.o.max_body_size == a.o.max_body_size);
+        assert_int_equal(b.o.max_request_line, a.o.max_request_line);
+        assert_int_equal(b.o.max_header_size, a.o.max_header_size);
+        assert_int_equal(b.o.max_headers, a.o.max_headers);
+        assert_int_equal(b.o.max_connections, a.o.max_connections);
+        assert_int_equal(b.o.keepalive_requests, a.o.keepalive_requests);
+        assert_string_equal(b.o.server_header, "My Server/1.0");
+        assert_int_equal(b.o.n_handlers, 2);
+        assert_string_equal(b.o.handlers[0].prefix, "");
+        assert_string_equal(b.o.handlers[0].path, "/x.so");
+        assert_string_equal(b.o.handlers[1].prefix, "/app");
+        assert_string_equal(b.o.handlers[1].path, "/y.so");
+
+        /* Too small a buffer is an error, not a truncation. */
+        assert_int_equal(options_worker_args(&a.o, buf, 40, argv + 1, ELEMENTSOF(argv) - 1), -ENOBUFS);
+        assert_int_equal(options_worker_args(&a.o, buf, sizeof buf, argv + 1, 3), -ENOBUFS);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -601,6 +735,11 @@ int main(void)
                 cmocka_unit_test(test_ready_workers_above_workers),
                 cmocka_unit_test(test_exec_workers),
                 cmocka_unit_test(test_error_text_written_only_on_failure),
+                cmocka_unit_test(test_engine_defaults),
+                cmocka_unit_test(test_engine_values),
+                cmocka_unit_test(test_engine_bad_values),
+                cmocka_unit_test(test_handlers),
+                cmocka_unit_test(test_worker_args_round_trip),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -356,6 +356,36 @@ static void test_duration(void **state)
         assert_int_equal(v, DURATION_MAX);
 }
 
+static void test_size(void **state)
+{
+        static const struct {
+                const char *s;
+                uint64_t v;
+        } good[] = {
+                { "0", 0 },          { "512", 512 },           { "1K", 1024 },           { "1k", 1024 },
+                { "2KiB", 2048 },    { "10M", 10485760 },      { "1MiB", 1048576 },      { "3G", 3221225472ULL },
+                { "1T", 1ULL << 40 }, { "7B", 7 },
+        };
+        static const char *const bad[] = { "", "K", "-1", " 1", "1 K", "1KB", "1.5M", "0x10", "1Q", "1K ", "+3" };
+        uint64_t v;
+
+        for (size_t i = 0; i < ELEMENTSOF(good); i++) {
+                v = 12345;
+                if (parse_size(good[i].s, UINT64_MAX, &v) != 0 || v != good[i].v)
+                        fail_msg("'%s' -> %llu", good[i].s, (unsigned long long) v);
+        }
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                v = 12345;
+                if (parse_size(bad[i], UINT64_MAX, &v) >= 0 || v != 12345)
+                        fail_msg("'%s' accepted", bad[i]);
+        }
+        /* The maximum, and overflow of the multiplication. */
+        assert_int_equal(parse_size("1M", 1048576, &v), 0);
+        assert_int_equal(parse_size("1M", 1048575, &v), -ERANGE);
+        assert_int_equal(parse_size("20000000T", UINT64_MAX, &v), -ERANGE);
+        assert_int_equal(parse_size("99999999999999999999999", UINT64_MAX, &v), -ERANGE);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -370,6 +400,7 @@ int main(void)
                 cmocka_unit_test(test_bad_hosts),
                 cmocka_unit_test(test_format_small_buffer),
                 cmocka_unit_test(test_duration),
+                cmocka_unit_test(test_size),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

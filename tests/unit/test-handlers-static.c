@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -514,6 +515,704 @@ static void test_init_errors(void **state)
         assert_int_equal(h.root_fd, -EBADF);
 }
 
+static void test_resolve_describes_the_opened_file(void **state)
+{
+        char path[PATH_MAX];
+        struct stat st;
+
+        /* A nanosecond mtime, which the ETag needs, comes from fstat() of the opened fd. */
+        xsprintf(path, "%s/nsec.txt", root);
+        xwrite_file(root, "nsec.txt", "0123456789");
+        struct timespec times[2] = { { .tv_sec = FILE_MTIME, .tv_nsec = 987654321 },
+                                     { .tv_sec = FILE_MTIME, .tv_nsec = 987654321 } };
+        assert_int_equal(utimensat(AT_FDCWD, path, times, 0), 0);
+        assert_int_equal(stat(path, &st), 0);
+
+        StaticResult res = resolve("/nsec.txt");
+        assert_int_equal(res.status, 200);
+        assert_int_equal(res.size, 10);
+        assert_int_equal(res.mtime, FILE_MTIME);
+        assert_int_equal(res.mtime_nsec, 987654321);
+        assert_int_equal(res.ino, st.st_ino);
+        close(res.fd);
+
+        /* The directory index describes the index, not the directory. */
+        xsprintf(path, "%s/sub/index.html", root);
+        assert_int_equal(stat(path, &st), 0);
+        res = resolve("/sub/");
+        assert_int_equal(res.status, 200);
+        assert_int_equal(res.ino, st.st_ino);
+        assert_int_equal(res.size, STRLEN(SUB_INDEX));
+        close(res.fd);
+
+        xsprintf(path, "%s/nsec.txt", root);
+        assert_int_equal(unlink(path), 0);
+}
+
+static void test_device_node_is_forbidden(void **state)
+{
+        char path[PATH_MAX];
+
+        /* /dev/null's numbers: a device whose open() is harmless, should the check ever come too late. */
+        xsprintf(path, "%s/null", root);
+        if (mknod(path, S_IFCHR | 0666, makedev(1, 3)) < 0) {
+                if (errno == EPERM || errno == EACCES)
+                        skip(); /* no CAP_MKNOD */
+                fail_msg("mknod %s: %m", path);
+        }
+        StaticResult res = resolve("/null");
+        (void) unlink(path);
+        assert_int_equal(res.status, 403);
+        assert_int_equal(res.fd, -EBADF);
+}
+
+/* A root where /proc's magic links are reachable: RESOLVE_NO_MAGICLINKS refuses them. */
+static void test_magic_links(void **state)
+{
+        StaticHandler h;
+        StaticResult res;
+
+        if (static_handler_init(&h, "/proc/self", "/nonexistent") < 0)
+                skip(); /* no /proc */
+        static const char *const paths[] = { "/root/etc/passwd", "/root", "/cwd/", "/exe", "/fd/0", "/fd/1" };
+        for (size_t i = 0; i < ELEMENTSOF(paths); i++) {
+                static_handler_resolve(&h, paths[i], strlen(paths[i]), &res);
+                if (res.status != 403)
+                        fail_msg("\"%s\": status %u, expected 403", paths[i], res.status);
+                assert_int_equal(res.fd, -EBADF);
+        }
+        static_handler_done(&h);
+}
+
+/* ---- conditional and range requests ----------------------------------------------------------------- */
+
+#define T_SIZE 1000
+#define T_INO 0x1234
+#define T_MTIME 784111777 /* Sun, 06 Nov 1994 08:49:37 GMT */
+#define T_NSEC 123456789
+#define T_ETAG "\"1234-3e8-ae1b981c3a4d715\""
+#define T_NOW 1700000000
+
+static const StaticResult t_file = {
+        .status = 200,
+        .fd = -EBADF,
+        .size = T_SIZE,
+        .mtime = T_MTIME,
+        .mtime_nsec = T_NSEC,
+        .ino = T_INO,
+};
+
+static void set_field(StaticConditions *c, const char *name, const char *value)
+{
+        size_t len = strlen(value);
+
+        if (streq(name, "If-Match")) {
+                c->if_match = value;
+                c->if_match_len = len;
+        } else if (streq(name, "If-Unmodified-Since")) {
+                c->if_unmodified_since = value;
+                c->if_unmodified_since_len = len;
+        } else if (streq(name, "If-None-Match")) {
+                c->if_none_match = value;
+                c->if_none_match_len = len;
+        } else if (streq(name, "If-Modified-Since")) {
+                c->if_modified_since = value;
+                c->if_modified_since_len = len;
+        } else if (streq(name, "Range")) {
+                c->range = value;
+                c->range_len = len;
+        } else if (streq(name, "If-Range")) {
+                c->if_range = value;
+                c->if_range_len = len;
+        } else
+                fail_msg("unknown field %s", name);
+}
+
+/* The decision for a GET (or HEAD) of f with the fields given as name, value pairs, NULL-terminated. */
+static StaticDecision decide_file(const StaticResult *f, time_t now, int head, ...)
+{
+        StaticConditions c = { .head = head != 0 };
+        StaticDecision d;
+        va_list ap;
+
+        va_start(ap, head);
+        for (;;) {
+                const char *name = va_arg(ap, const char *);
+                if (!name)
+                        break;
+                set_field(&c, name, va_arg(ap, const char *));
+        }
+        va_end(ap);
+
+        memset(&d, 0x5a, sizeof d);
+        static_decide(&c, f, now, &d);
+        return d;
+}
+
+#define decide(...) decide_file(&t_file, T_NOW, false, __VA_ARGS__, NULL)
+#define decide_head(...) decide_file(&t_file, T_NOW, true, __VA_ARGS__, NULL)
+
+static void assert_whole(const StaticDecision *d)
+{
+        assert_int_equal(d->status, 200);
+        assert_int_equal(d->offset, 0);
+        assert_int_equal(d->length, T_SIZE);
+        assert_true(d->accept_ranges);
+        assert_string_equal(d->etag, T_ETAG);
+        assert_string_equal(d->content_range, "");
+        assert_int_equal(d->last_modified, T_MTIME);
+}
+
+static void assert_bodyless(const StaticDecision *d, unsigned status)
+{
+        assert_int_equal(d->status, status);
+        assert_int_equal(d->offset, 0);
+        assert_int_equal(d->length, 0);
+        assert_false(d->accept_ranges);
+        assert_string_equal(d->etag, T_ETAG);
+        assert_int_equal(d->last_modified, T_MTIME);
+}
+
+static void assert_partial(const StaticDecision *d, uint64_t offset, uint64_t length, const char *content_range)
+{
+        assert_int_equal(d->status, 206);
+        assert_int_equal(d->offset, offset);
+        assert_int_equal(d->length, length);
+        assert_false(d->accept_ranges);
+        assert_string_equal(d->etag, T_ETAG);
+        assert_string_equal(d->content_range, content_range);
+}
+
+static void test_etag_format(void **state)
+{
+        char etag[STATIC_ETAG_MAX];
+
+        memset(etag, '#', sizeof etag);
+        static_format_etag(T_INO, T_SIZE, T_MTIME, T_NSEC, etag);
+        assert_string_equal(etag, T_ETAG);
+
+        /* Each part changes it. */
+        static_format_etag(T_INO + 1, T_SIZE, T_MTIME, T_NSEC, etag);
+        assert_string_equal(etag, "\"1235-3e8-ae1b981c3a4d715\"");
+        static_format_etag(T_INO, T_SIZE + 1, T_MTIME, T_NSEC, etag);
+        assert_string_equal(etag, "\"1234-3e9-ae1b981c3a4d715\"");
+        static_format_etag(T_INO, T_SIZE, T_MTIME, T_NSEC + 1, etag);
+        assert_string_equal(etag, "\"1234-3e8-ae1b981c3a4d716\"");
+        static_format_etag(T_INO, T_SIZE, T_MTIME + 1, T_NSEC, etag);
+        assert_string_equal(etag, "\"1234-3e8-ae1b981ff3fa115\"");
+
+        /* The largest values fit. */
+        static_format_etag(UINT64_MAX, UINT64_MAX, 0, 0, etag);
+        assert_string_equal(etag, "\"ffffffffffffffff-ffffffffffffffff-0\"");
+        static_format_etag(UINT64_MAX, UINT64_MAX, (time_t) -1, 999999999, etag);
+        assert_string_equal(etag, "\"ffffffffffffffff-ffffffffffffffff-ffffffffffffffff\"");
+
+        /* static_decide() uses the same tag. */
+        StaticDecision d = decide_file(&t_file, T_NOW, false, NULL);
+        assert_string_equal(d.etag, T_ETAG);
+}
+
+static void test_etag_of_a_real_file_is_stable(void **state)
+{
+        StaticResult a = resolve("/file.txt"), b = resolve("/file.txt");
+        StaticDecision da, db;
+        StaticConditions c = {};
+        char expected[STATIC_ETAG_MAX];
+        struct stat st;
+        char path[PATH_MAX];
+
+        close(a.fd);
+        close(b.fd);
+        static_decide(&c, &a, T_NOW, &da);
+        static_decide(&c, &b, T_NOW, &db);
+        assert_string_equal(da.etag, db.etag);
+
+        xsprintf(path, "%s/file.txt", root);
+        assert_int_equal(stat(path, &st), 0);
+        xsprintf(expected, "\"%llx-%zx-%llx\"", (unsigned long long) st.st_ino, STRLEN(FILE_TXT),
+                 (unsigned long long) FILE_MTIME * 1000000000ULL);
+        assert_string_equal(da.etag, expected);
+}
+
+static void test_unconditional(void **state)
+{
+        StaticDecision d = decide_file(&t_file, T_NOW, false, NULL);
+        assert_whole(&d);
+        d = decide_file(&t_file, T_NOW, true, NULL);
+        assert_whole(&d);
+}
+
+static void test_last_modified_not_after_now(void **state)
+{
+        StaticResult future = t_file;
+        future.mtime = T_NOW + 3600;
+
+        StaticDecision d = decide_file(&future, T_NOW, false, NULL);
+        assert_int_equal(d.status, 200);
+        assert_int_equal(d.last_modified, T_NOW);
+        /* The tag still tells the real mtime. */
+        char etag[STATIC_ETAG_MAX];
+        static_format_etag(T_INO, T_SIZE, T_NOW + 3600, T_NSEC, etag);
+        assert_string_equal(d.etag, etag);
+}
+
+static void test_if_none_match(void **state)
+{
+        StaticDecision d;
+
+        static const char *const matching[] = {
+                T_ETAG,
+                "W/" T_ETAG,                         /* weak comparison */
+                "*",
+                " * ",
+                "\t" T_ETAG " ",
+                "\"a\", " T_ETAG,
+                "\"a\"," T_ETAG ",\"b\"",
+                "W/\"a\" ,\t" T_ETAG,
+                ", ," T_ETAG ",,",                   /* empty list elements */
+                "\"x,y\", " T_ETAG,                  /* a comma inside a tag */
+        };
+        for (size_t i = 0; i < ELEMENTSOF(matching); i++) {
+                d = decide("If-None-Match", matching[i]);
+                if (d.status != 304)
+                        fail_msg("If-None-Match: %s: %u, expected 304", matching[i], d.status);
+                assert_bodyless(&d, 304);
+                d = decide_head("If-None-Match", matching[i]);
+                assert_bodyless(&d, 304);
+        }
+
+        static const char *const not_matching[] = {
+                "\"other\"",
+                "\"1234-3e8-ae1b981c3a4d716\"",
+                "1234-3e8-ae1b981c3a4d715",          /* unquoted: malformed */
+                "w/" T_ETAG,                         /* the W is case-sensitive */
+                "\"a\" " T_ETAG,                     /* no comma: malformed from there on */
+                "junk, " T_ETAG,                     /* malformed before the match */
+                "**",
+                "*, " T_ETAG,
+                "",
+                "\"" "1234-3e8-ae1b981c3a4d715",     /* unterminated */
+                "\"1234 3e8\"",                      /* a space is no etagc */
+        };
+        for (size_t i = 0; i < ELEMENTSOF(not_matching); i++) {
+                d = decide("If-None-Match", not_matching[i]);
+                if (d.status != 200)
+                        fail_msg("If-None-Match: %s: %u, expected 200", not_matching[i], d.status);
+                assert_whole(&d);
+        }
+}
+
+static void test_if_none_match_overrides_if_modified_since(void **state)
+{
+        /* RFC 9110 13.1.3: If-Modified-Since is ignored when there is an If-None-Match, matching or not. */
+        StaticDecision d = decide("If-None-Match", "\"other\"", "If-Modified-Since", "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_whole(&d);
+        d = decide("If-None-Match", "junk", "If-Modified-Since", "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_whole(&d);
+        d = decide("If-None-Match", T_ETAG, "If-Modified-Since", "Sat, 01 Jan 1994 00:00:00 GMT");
+        assert_bodyless(&d, 304);
+}
+
+static void test_if_modified_since(void **state)
+{
+        StaticDecision d;
+
+        static const char *const not_modified[] = {
+                "Sun, 06 Nov 1994 08:49:37 GMT",    /* equal */
+                "Sunday, 06-Nov-94 08:49:37 GMT",   /* the same in RFC 850 form */
+                "Sun Nov  6 08:49:37 1994",         /* and in asctime form */
+                "Sun, 06 Nov 1994 08:49:38 GMT",    /* later */
+                "Tue, 14 Nov 2023 22:13:20 GMT",    /* now */
+                "Fri, 31 Dec 2100 00:00:00 GMT",    /* in the future: still not earlier than the mtime */
+                " Sun, 06 Nov 1994 08:49:37 GMT\t", /* optional whitespace around the value */
+        };
+        for (size_t i = 0; i < ELEMENTSOF(not_modified); i++) {
+                d = decide("If-Modified-Since", not_modified[i]);
+                if (d.status != 304)
+                        fail_msg("If-Modified-Since: %s: %u, expected 304", not_modified[i], d.status);
+                assert_bodyless(&d, 304);
+                d = decide_head("If-Modified-Since", not_modified[i]);
+                assert_bodyless(&d, 304);
+        }
+
+        static const char *const modified_or_ignored[] = {
+                "Sun, 06 Nov 1994 08:49:36 GMT",    /* earlier */
+                "Sunday, 06-Nov-94 08:49:36 GMT",
+                "Sun Nov  6 08:49:36 1994",
+                "Thu, 01 Jan 1970 00:00:00 GMT",
+                "garbage",                          /* invalid dates are ignored */
+                "",
+                "sun, 06 nov 1994 08:49:37 gmt",
+                "Sun, 06 Nov 1994 08:49:37 UTC",
+                "Sun, 06 Nov 1994 08:49:37 GMT, Sun, 06 Nov 1994 08:49:37 GMT", /* a list */
+                "784111777",
+                "Sun, 31 Nov 1994 08:49:37 GMT",
+        };
+        for (size_t i = 0; i < ELEMENTSOF(modified_or_ignored); i++) {
+                d = decide("If-Modified-Since", modified_or_ignored[i]);
+                if (d.status != 200)
+                        fail_msg("If-Modified-Since: %s: %u, expected 200", modified_or_ignored[i], d.status);
+                assert_whole(&d);
+        }
+
+        /* The comparison is by the Last-Modified sent: seconds. A file modified at .123456789 past a
+         * second is not modified since that second. */
+        d = decide("If-Modified-Since", "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_int_equal(d.status, 304);
+}
+
+static void test_if_match(void **state)
+{
+        StaticDecision d;
+
+        static const char *const matching[] = { T_ETAG, "*", "\"a\", " T_ETAG, " " T_ETAG " " };
+        for (size_t i = 0; i < ELEMENTSOF(matching); i++) {
+                d = decide("If-Match", matching[i]);
+                if (d.status != 200)
+                        fail_msg("If-Match: %s: %u, expected 200", matching[i], d.status);
+                assert_whole(&d);
+        }
+
+        /* Strong comparison: a weak tag never matches. */
+        static const char *const failing[] = { "\"other\"", ("W/" T_ETAG), "", "junk" };
+        for (size_t i = 0; i < ELEMENTSOF(failing); i++) {
+                d = decide("If-Match", failing[i]);
+                if (d.status != 412)
+                        fail_msg("If-Match: %s: %u, expected 412", failing[i], d.status);
+                assert_bodyless(&d, 412);
+                assert_string_equal(d.content_range, "");
+        }
+
+        /* If-Match comes first: before If-None-Match and Range. */
+        d = decide("If-Match", "\"other\"", "If-None-Match", T_ETAG);
+        assert_int_equal(d.status, 412);
+        d = decide("If-Match", "\"other\"", "Range", "bytes=0-1");
+        assert_int_equal(d.status, 412);
+        d = decide("If-Match", T_ETAG, "If-None-Match", T_ETAG);
+        assert_int_equal(d.status, 304);
+        d = decide("If-Match", T_ETAG, "Range", "bytes=0-1");
+        assert_partial(&d, 0, 2, "bytes 0-1/1000");
+}
+
+static void test_if_unmodified_since(void **state)
+{
+        StaticDecision d;
+
+        d = decide("If-Unmodified-Since", "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_whole(&d);
+        d = decide("If-Unmodified-Since", "Sun, 06 Nov 1994 08:49:38 GMT");
+        assert_whole(&d);
+        d = decide("If-Unmodified-Since", "Sun, 06 Nov 1994 08:49:36 GMT");
+        assert_bodyless(&d, 412);
+        d = decide("If-Unmodified-Since", "Sun Nov  6 08:49:36 1994");
+        assert_bodyless(&d, 412);
+        /* An invalid date is ignored. */
+        d = decide("If-Unmodified-Since", "yesterday");
+        assert_whole(&d);
+        /* If-Match wins over it. */
+        d = decide("If-Match", T_ETAG, "If-Unmodified-Since", "Sun, 06 Nov 1994 08:49:36 GMT");
+        assert_whole(&d);
+}
+
+static void test_range_forms(void **state)
+{
+        StaticDecision d;
+
+        d = decide("Range", "bytes=0-99");
+        assert_partial(&d, 0, 100, "bytes 0-99/1000");
+        d = decide("Range", "bytes=100-199");
+        assert_partial(&d, 100, 100, "bytes 100-199/1000");
+        d = decide("Range", "bytes=500-");
+        assert_partial(&d, 500, 500, "bytes 500-999/1000");
+        d = decide("Range", "bytes=-100");
+        assert_partial(&d, 900, 100, "bytes 900-999/1000");
+        d = decide("Range", "bytes=0-0");
+        assert_partial(&d, 0, 1, "bytes 0-0/1000");
+        d = decide("Range", "bytes=999-999");
+        assert_partial(&d, 999, 1, "bytes 999-999/1000");
+        d = decide("Range", "bytes=-1");
+        assert_partial(&d, 999, 1, "bytes 999-999/1000");
+        /* The whole file as a range is still a 206. */
+        d = decide("Range", "bytes=0-");
+        assert_partial(&d, 0, 1000, "bytes 0-999/1000");
+        /* A last-pos beyond the end, and a suffix longer than the file, are cut to it. */
+        d = decide("Range", "bytes=900-5000");
+        assert_partial(&d, 900, 100, "bytes 900-999/1000");
+        d = decide("Range", "bytes=-5000");
+        assert_partial(&d, 0, 1000, "bytes 0-999/1000");
+        d = decide("Range", "bytes=10-99999999999999999999999999");
+        assert_partial(&d, 10, 990, "bytes 10-999/1000");
+        d = decide("Range", "bytes=-99999999999999999999999999");
+        assert_partial(&d, 0, 1000, "bytes 0-999/1000");
+        /* The unit is case-insensitive; whitespace around the value and list elements is optional. */
+        d = decide("Range", "BYTES=1-2");
+        assert_partial(&d, 1, 2, "bytes 1-2/1000");
+        d = decide("Range", " bytes=1-2 ");
+        assert_partial(&d, 1, 2, "bytes 1-2/1000");
+        d = decide("Range", "bytes=,1-2, ,");
+        assert_partial(&d, 1, 2, "bytes 1-2/1000");
+}
+
+static void test_range_unsatisfiable(void **state)
+{
+        static const char *const values[] = {
+                "bytes=1000-",
+                "bytes=1000-1000",
+                "bytes=5000-6000",
+                "bytes=-0",
+                "bytes=99999999999999999999999999-",
+        };
+        for (size_t i = 0; i < ELEMENTSOF(values); i++) {
+                StaticDecision d = decide("Range", values[i]);
+                if (d.status != 416)
+                        fail_msg("Range: %s: %u, expected 416", values[i], d.status);
+                assert_bodyless(&d, 416);
+                assert_string_equal(d.content_range, "bytes */1000");
+        }
+}
+
+static void test_range_ignored(void **state)
+{
+        static const char *const values[] = {
+                "bytes=0-1,5-6",          /* several ranges: the whole file */
+                "bytes=0-1, 2-3",
+                "bytes=-1,0-0",
+                "bytes=5000-6000,7000-",  /* several, even unsatisfiable ones */
+                "bytes=5-2",              /* last before first: invalid */
+                "bytes=",                 /* no range */
+                "bytes=,",
+                "bytes=-",
+                "bytes=--1",
+                "bytes=1-2-3",
+                "bytes=1 -2",
+                "bytes=1- 2",
+                "bytes=0-1 x",
+                "bytes=abc",              /* an other-range */
+                "bytes=0x10-",
+                "bytes =0-1",
+                "bytes 0-1",
+                "byte=0-1",
+                "items=0-1",
+                "0-1",
+                "",
+                "bytes=+1-2",
+        };
+        for (size_t i = 0; i < ELEMENTSOF(values); i++) {
+                StaticDecision d = decide("Range", values[i]);
+                if (d.status != 200)
+                        fail_msg("Range: %s: %u, expected 200", values[i], d.status);
+                assert_whole(&d);
+        }
+}
+
+static void test_range_head_is_ignored(void **state)
+{
+        /* RFC 9110 14.2: range handling is defined for GET only; a HEAD gets the 200's head. */
+        StaticDecision d = decide_head("Range", "bytes=0-99");
+        assert_whole(&d);
+        d = decide_head("Range", "bytes=5000-");
+        assert_whole(&d);
+}
+
+static void test_range_of_an_empty_file(void **state)
+{
+        StaticResult empty = t_file;
+        empty.size = 0;
+        StaticDecision d;
+
+        /* No first-pos is below a length of 0: unsatisfiable. */
+        d = decide_file(&empty, T_NOW, false, "Range", "bytes=0-", NULL);
+        assert_int_equal(d.status, 416);
+        assert_int_equal(d.length, 0);
+        assert_string_equal(d.content_range, "bytes */0");
+        d = decide_file(&empty, T_NOW, false, "Range", "bytes=0-0", NULL);
+        assert_int_equal(d.status, 416);
+        d = decide_file(&empty, T_NOW, false, "Range", "bytes=-0", NULL);
+        assert_int_equal(d.status, 416);
+        /* A non-zero suffix is satisfiable, but no 206 can say "no bytes": the whole empty file. */
+        d = decide_file(&empty, T_NOW, false, "Range", "bytes=-1", NULL);
+        assert_int_equal(d.status, 200);
+        assert_int_equal(d.length, 0);
+        assert_string_equal(d.content_range, "");
+}
+
+static void test_conditionals_come_before_range(void **state)
+{
+        StaticDecision d = decide("If-None-Match", T_ETAG, "Range", "bytes=0-1");
+        assert_bodyless(&d, 304);
+        assert_string_equal(d.content_range, "");
+        d = decide("If-Modified-Since", "Sun, 06 Nov 1994 08:49:37 GMT", "Range", "bytes=0-1");
+        assert_bodyless(&d, 304);
+        d = decide("If-Modified-Since", "Sun, 06 Nov 1994 08:49:36 GMT", "Range", "bytes=0-1");
+        assert_partial(&d, 0, 2, "bytes 0-1/1000");
+        /* An unsatisfiable range of an unmodified file: 304 all the same. */
+        d = decide("If-None-Match", T_ETAG, "Range", "bytes=5000-");
+        assert_bodyless(&d, 304);
+}
+
+static void test_if_range(void **state)
+{
+        StaticDecision d;
+
+        /* A matching entity-tag: the range. */
+        d = decide("If-Range", T_ETAG, "Range", "bytes=0-1");
+        assert_partial(&d, 0, 2, "bytes 0-1/1000");
+        d = decide("If-Range", " " T_ETAG " ", "Range", "bytes=0-1");
+        assert_partial(&d, 0, 2, "bytes 0-1/1000");
+        /* A matching date, of a file older than the current second: the range. */
+        d = decide("If-Range", "Sun, 06 Nov 1994 08:49:37 GMT", "Range", "bytes=0-1");
+        assert_partial(&d, 0, 2, "bytes 0-1/1000");
+        d = decide("If-Range", "Sunday, 06-Nov-94 08:49:37 GMT", "Range", "bytes=0-1");
+        assert_partial(&d, 0, 2, "bytes 0-1/1000");
+        /* The If-Range holds, the range does not. */
+        d = decide("If-Range", T_ETAG, "Range", "bytes=5000-");
+        assert_int_equal(d.status, 416);
+
+        /* Anything else: the whole file. */
+        static const char *const failing[] = {
+                "\"other\"",
+                "W/" T_ETAG,                          /* strong comparison */
+                T_ETAG ", \"other\"",                 /* one tag, not a list */
+                "\"other\", " T_ETAG,
+                "*",
+                "Sun, 06 Nov 1994 08:49:38 GMT",      /* not exactly Last-Modified */
+                "Sun, 06 Nov 1994 08:49:36 GMT",
+                "garbage",
+                "",
+                "Wed",
+        };
+        for (size_t i = 0; i < ELEMENTSOF(failing); i++) {
+                d = decide("If-Range", failing[i], "Range", "bytes=0-1");
+                if (d.status != 200)
+                        fail_msg("If-Range: %s: %u, expected 200", failing[i], d.status);
+                assert_whole(&d);
+                /* Not even a 416 when the range would not fit. */
+                d = decide("If-Range", failing[i], "Range", "bytes=5000-");
+                assert_whole(&d);
+        }
+
+        /* Without Range, If-Range means nothing. */
+        d = decide("If-Range", "\"other\"");
+        assert_whole(&d);
+}
+
+static void test_if_range_date_of_a_file_changed_this_second(void **state)
+{
+        StaticResult fresh = t_file;
+        StaticDecision d;
+
+        /* Modified within the current second, its date is no strong validator (RFC 9110 8.8.2.2): the
+         * file may change again within that second, unseen. The ETag still works. */
+        fresh.mtime = T_NOW;
+        d = decide_file(&fresh, T_NOW, false, "If-Range", "Tue, 14 Nov 2023 22:13:20 GMT", "Range", "bytes=0-1",
+                        NULL);
+        assert_int_equal(d.status, 200);
+        d = decide_file(&fresh, T_NOW + 1, false, "If-Range", "Tue, 14 Nov 2023 22:13:20 GMT", "Range",
+                        "bytes=0-1", NULL);
+        assert_int_equal(d.status, 206);
+
+        char etag[STATIC_ETAG_MAX];
+        static_format_etag(T_INO, T_SIZE, T_NOW, T_NSEC, etag);
+        d = decide_file(&fresh, T_NOW, false, "If-Range", etag, "Range", "bytes=0-1", NULL);
+        assert_int_equal(d.status, 206);
+}
+
+static void test_content_range_of_large_files(void **state)
+{
+        StaticResult big = t_file;
+        big.size = UINT64_MAX;
+        StaticDecision d;
+
+        d = decide_file(&big, T_NOW, false, "Range", "bytes=18446744073709551613-", NULL);
+        assert_int_equal(d.status, 206);
+        assert_int_equal(d.offset, UINT64_MAX - 2);
+        assert_int_equal(d.length, 2);
+        assert_string_equal(d.content_range, "bytes 18446744073709551613-18446744073709551614/18446744073709551615");
+        d = decide_file(&big, T_NOW, false, "Range", "bytes=-99999999999999999999", NULL);
+        assert_int_equal(d.status, 206);
+        assert_int_equal(d.offset, 0);
+        assert_int_equal(d.length, UINT64_MAX);
+        assert_string_equal(d.content_range, "bytes 0-18446744073709551614/18446744073709551615");
+}
+
+static void test_parse_range_directly(void **state)
+{
+        uint64_t off = 7, len = 7;
+
+        assert_int_equal(static_parse_range("bytes=2-4", 9, 10, &off, &len), STATIC_RANGE_SATISFIABLE);
+        assert_int_equal(off, 2);
+        assert_int_equal(len, 3);
+        /* Only len bytes count: "bytes=2-". */
+        assert_int_equal(static_parse_range("bytes=2-4", 8, 10, &off, &len), STATIC_RANGE_SATISFIABLE);
+        assert_int_equal(off, 2);
+        assert_int_equal(len, 8);
+        /* Nothing written unless satisfiable. */
+        off = len = 7;
+        assert_int_equal(static_parse_range("bytes=20-", 9, 10, &off, &len), STATIC_RANGE_UNSATISFIABLE);
+        assert_int_equal(static_parse_range("bytes=0-1,2-3", 13, 10, &off, &len), STATIC_RANGE_IGNORE);
+        assert_int_equal(off, 7);
+        assert_int_equal(len, 7);
+}
+
+static void test_etag_list_match_directly(void **state)
+{
+        assert_true(static_etag_list_match("\"a\"", 3, "\"a\"", false));
+        assert_false(static_etag_list_match("W/\"a\"", 5, "\"a\"", false));
+        assert_true(static_etag_list_match("W/\"a\"", 5, "\"a\"", true));
+        /* Only len bytes count. */
+        assert_false(static_etag_list_match("\"a\"", 2, "\"a\"", true));
+        assert_true(static_etag_list_match("*x", 1, "\"a\"", true));
+        /* A prefix is no match. */
+        assert_false(static_etag_list_match("\"ab\"", 4, "\"a\"", true));
+        assert_false(static_etag_list_match("\"a\"", 3, "\"ab\"", true));
+        /* obs-text is allowed in a tag. */
+        static const char obs_text[] = "\"\xe9\", \"a\"";
+        assert_true(static_etag_list_match(obs_text, STRLEN(obs_text), "\"a\"", true));
+}
+
+static void test_conditions_from_request(void **state)
+{
+        static const drover_header h[] = {
+                { "Host", 4, "x", 1 },
+                { "if-none-match", 13, "\"a\"", 3 },
+                { "If-Modified-Since", 17, "d1", 2 },
+                { "RANGE", 5, "bytes=0-1", 9 },
+                { "If-Range", 8, "\"r\"", 3 },
+                { "If-Match", 8, "*", 1 },
+                { "If-Unmodified-Since", 19, "d2", 2 },
+                { "If-None-Match", 13, "\"second\"", 8 },
+        };
+        drover_request req = { .method = "GET", .path = "/", .path_len = 1, .headers = h, .n_headers = 8 };
+        StaticConditions c;
+
+        static_conditions_from_request(&req, &c);
+        assert_false(c.head);
+        /* Names are case-insensitive; the first field line of a name counts. */
+        assert_int_equal(c.if_none_match_len, 3);
+        assert_memory_equal(c.if_none_match, "\"a\"", 3);
+        assert_int_equal(c.if_modified_since_len, 2);
+        assert_memory_equal(c.if_modified_since, "d1", 2);
+        assert_int_equal(c.range_len, 9);
+        assert_memory_equal(c.range, "bytes=0-1", 9);
+        assert_int_equal(c.if_range_len, 3);
+        assert_memory_equal(c.if_range, "\"r\"", 3);
+        assert_int_equal(c.if_match_len, 1);
+        assert_memory_equal(c.if_match, "*", 1);
+        assert_int_equal(c.if_unmodified_since_len, 2);
+        assert_memory_equal(c.if_unmodified_since, "d2", 2);
+
+        drover_request head = { .method = "HEAD", .path = "/", .path_len = 1, .headers = h, .n_headers = 1,
+                                .head = true };
+        static_conditions_from_request(&head, &c);
+        assert_true(c.head);
+        assert_null(c.if_match);
+        assert_null(c.if_unmodified_since);
+        assert_null(c.if_none_match);
+        assert_null(c.if_modified_since);
+        assert_null(c.range);
+        assert_null(c.if_range);
+}
+
 int main(void)
 {
         /* Also after a failed group setup. */
@@ -536,6 +1235,30 @@ int main(void)
                 cmocka_unit_test(test_unreadable),
                 cmocka_unit_test(test_path_len_decides_trailing_slash),
                 cmocka_unit_test(test_init_errors),
+                cmocka_unit_test(test_resolve_describes_the_opened_file),
+                cmocka_unit_test(test_device_node_is_forbidden),
+                cmocka_unit_test(test_magic_links),
+                cmocka_unit_test(test_etag_format),
+                cmocka_unit_test(test_etag_of_a_real_file_is_stable),
+                cmocka_unit_test(test_unconditional),
+                cmocka_unit_test(test_last_modified_not_after_now),
+                cmocka_unit_test(test_if_none_match),
+                cmocka_unit_test(test_if_none_match_overrides_if_modified_since),
+                cmocka_unit_test(test_if_modified_since),
+                cmocka_unit_test(test_if_match),
+                cmocka_unit_test(test_if_unmodified_since),
+                cmocka_unit_test(test_range_forms),
+                cmocka_unit_test(test_range_unsatisfiable),
+                cmocka_unit_test(test_range_ignored),
+                cmocka_unit_test(test_range_head_is_ignored),
+                cmocka_unit_test(test_range_of_an_empty_file),
+                cmocka_unit_test(test_conditionals_come_before_range),
+                cmocka_unit_test(test_if_range),
+                cmocka_unit_test(test_if_range_date_of_a_file_changed_this_second),
+                cmocka_unit_test(test_content_range_of_large_files),
+                cmocka_unit_test(test_parse_range_directly),
+                cmocka_unit_test(test_etag_list_match_directly),
+                cmocka_unit_test(test_conditions_from_request),
         };
         return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -21,15 +21,29 @@ static int setup_request(void **state)
         if (!r)
                 return -1;
         memset(r, 0x5a, sizeof *r); /* http_request_init() must not rely on zeroed memory */
-        http_request_init(r);
+        if (http_request_init(r, NULL) < 0)
+                return -1;
         *state = r;
         return 0;
 }
 
 static int teardown_request(void **state)
 {
+        http_request_free(*state);
         free(*state);
         return 0;
+}
+
+/* A fresh request on the same struct, with the default limits or these. */
+static void reinit_limits(HttpRequest *r, const HttpLimits *limits)
+{
+        http_request_free(r);
+        assert_int_equal(http_request_init(r, limits), 0);
+}
+
+static void reinit(HttpRequest *r)
+{
+        reinit_limits(r, NULL);
 }
 
 static size_t feed_str(HttpRequest *r, const char *s)
@@ -199,31 +213,31 @@ static void test_keep_alive_rules(void **state)
         assert_complete(r, "GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n");
         assert_false(r->keep_alive);
 
-        http_request_init(r);
+        reinit(r);
         assert_complete(r, "GET / HTTP/1.1\r\nHost: h\r\nconnection: Close\r\n\r\n");
         assert_false(r->keep_alive);
 
-        http_request_init(r);
+        reinit(r);
         assert_complete(r, "GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive\r\n\r\n");
         assert_true(r->keep_alive);
         assert_int_equal(r->parser.http_minor, 1);
 
         /* HTTP/1.0: not persistent unless asked for. */
-        http_request_init(r);
+        reinit(r);
         assert_complete(r, "GET / HTTP/1.0\r\n\r\n");
         assert_false(r->keep_alive);
         assert_int_equal(r->parser.http_major, 1);
         assert_int_equal(r->parser.http_minor, 0);
 
-        http_request_init(r);
+        reinit(r);
         assert_complete(r, "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
         assert_true(r->keep_alive);
 
-        http_request_init(r);
+        reinit(r);
         assert_complete(r, "GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n");
         assert_true(r->keep_alive);
 
-        http_request_init(r);
+        reinit(r);
         assert_complete(r, "GET / HTTP/1.0\r\nConnection: close\r\n\r\n");
         assert_false(r->keep_alive);
 }
@@ -346,7 +360,7 @@ static void test_split_at_every_offset(void **state)
 
                 memcpy(a, req, split);
                 memcpy(b, req + split, len - split);
-                http_request_init(r);
+                reinit(r);
                 assert_int_equal(http_request_feed(r, a, split), split);
                 memset(a, '#', sizeof a); /* the caller reuses its buffer */
                 if (split < len) {
@@ -435,14 +449,14 @@ static void test_url_limit(void **state)
         b = (Buf){};
 
         /* One more: 414, in one buffer. */
-        http_request_init(r);
+        reinit(r);
         buf_str(&b, "GET /");
         buf_fill(&b, 'u', HTTP_URL_MAX);
         buf_str(&b, " HTTP/1.1\r\nHost: h\r\n\r\n");
         assert_error(r, b.p, b.len, 414);
 
         /* And across many small reads. */
-        http_request_init(r);
+        reinit(r);
         for (size_t off = 0; off < b.len && r->state == HTTP_PARSE_INCOMPLETE; off += 100)
                 (void) http_request_feed(r, b.p + off, MIN((size_t) 100, b.len - off));
         assert_int_equal(r->state, HTTP_PARSE_ERROR);
@@ -451,7 +465,7 @@ static void test_url_limit(void **state)
         b = (Buf){};
 
         /* A very long URL without the request line ever finishing. */
-        http_request_init(r);
+        reinit(r);
         buf_str(&b, "GET /");
         buf_fill(&b, 'v', 3 * HTTP_URL_MAX);
         assert_error(r, b.p, b.len, 414);
@@ -481,7 +495,7 @@ static void test_too_many_headers(void **state)
         /* One more is 431. */
         b.len = head_len;
         buf_str(&b, "X-One-Too-Many: 1\r\n\r\n");
-        http_request_init(r);
+        reinit(r);
         assert_error(r, b.p, b.len, 431);
         free(b.p);
 }
@@ -491,26 +505,27 @@ static void test_header_bytes_limit(void **state)
         HttpRequest *r = *state;
         Buf b = {};
 
-        /* The arena holds the URL, the field names and the values: "/" + "X" + value = HTTP_HEADER_BYTES_MAX. */
+        /* The header block is every byte after the request line up to and including the empty line:
+         * "X: " + value + "\r\n" + "\r\n" = HTTP_HEADER_BYTES_MAX. */
         buf_str(&b, "GET / HTTP/1.0\r\nX: ");
-        buf_fill(&b, 'v', HTTP_HEADER_BYTES_MAX - 2);
+        buf_fill(&b, 'v', HTTP_HEADER_BYTES_MAX - 7);
         buf_str(&b, "\r\n\r\n");
         assert_complete(r, b.p);
-        assert_int_equal(r->arena_used, HTTP_HEADER_BYTES_MAX);
+        assert_int_equal(r->arena_used, 1 + 1 + HTTP_HEADER_BYTES_MAX - 7);
         free(b.p);
         b = (Buf){};
 
         /* One byte more. */
-        http_request_init(r);
+        reinit(r);
         buf_str(&b, "GET / HTTP/1.0\r\nX: ");
-        buf_fill(&b, 'v', HTTP_HEADER_BYTES_MAX - 1);
+        buf_fill(&b, 'v', HTTP_HEADER_BYTES_MAX - 6);
         buf_str(&b, "\r\n\r\n");
         assert_error(r, b.p, b.len, 431);
         free(b.p);
         b = (Buf){};
 
         /* Many moderate headers adding up to more than the arena, fed in pieces. */
-        http_request_init(r);
+        reinit(r);
         buf_str(&b, "GET / HTTP/1.0\r\n");
         for (int i = 0; i < 40; i++) {
                 char name[32];
@@ -528,7 +543,7 @@ static void test_header_bytes_limit(void **state)
         b = (Buf){};
 
         /* A huge field name. */
-        http_request_init(r);
+        reinit(r);
         buf_str(&b, "GET / HTTP/1.0\r\n");
         buf_fill(&b, 'N', HTTP_HEADER_BYTES_MAX + 10);
         buf_str(&b, ": v\r\n\r\n");
@@ -541,9 +556,9 @@ static void test_unknown_method(void **state)
         HttpRequest *r = *state;
 
         assert_error_str(r, "FOO / HTTP/1.1\r\nHost: h\r\n\r\n", 501);
-        http_request_init(r);
+        reinit(r);
         assert_error_str(r, "BREW /pot HTTP/1.1\r\nHost: h\r\n\r\n", 501);
-        http_request_init(r);
+        reinit(r);
         assert_error_str(r, "GETX / HTTP/1.1\r\nHost: h\r\n\r\n", 501);
 }
 
@@ -553,13 +568,13 @@ static void test_host_rules(void **state)
 
         /* RFC 9112 3.2: HTTP/1.1 needs exactly one Host; HTTP/1.0 may have none, never two. */
         assert_error_str(r, "GET / HTTP/1.1\r\n\r\n", 400);
-        http_request_init(r);
+        reinit(r);
         assert_error_str(r, "GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n", 400);
-        http_request_init(r);
+        reinit(r);
         assert_error_str(r, "GET / HTTP/1.0\r\nHost: a\r\nHOST: a\r\n\r\n", 400);
-        http_request_init(r);
+        reinit(r);
         assert_complete(r, "GET / HTTP/1.0\r\n\r\n");
-        http_request_init(r);
+        reinit(r);
         assert_complete(r, "GET / HTTP/1.1\r\nX-Host: a\r\nHost:\r\n\r\n");
         assert_header(r, "host", "");
 }
@@ -569,13 +584,13 @@ static void test_unsupported_version(void **state)
         HttpRequest *r = *state;
 
         assert_error_str(r, "GET / HTTP/2.0\r\nHost: h\r\n\r\n", 505);
-        http_request_init(r);
+        reinit(r);
         assert_error_str(r, "GET / HTTP/3.0\r\n\r\n", 505);
-        http_request_init(r);
+        reinit(r);
         assert_error_str(r, "GET / HTTP/0.9\r\n\r\n", 505);
 
         /* Minor versions of 1 other than 0 and 1 are HTTP/1.x. */
-        http_request_init(r);
+        reinit(r);
         assert_complete(r, "GET / HTTP/1.2\r\nHost: h\r\n\r\n");
         assert_int_equal(r->parser.http_minor, 2);
 }
@@ -583,7 +598,7 @@ static void test_unsupported_version(void **state)
 static void assert_all_400(HttpRequest *r, const char *const *garbage, size_t n_garbage)
 {
         for (size_t i = 0; i < n_garbage; i++) {
-                http_request_init(r);
+                reinit(r);
                 size_t len = strlen(garbage[i]);
                 size_t n = http_request_feed(r, garbage[i], len);
                 if (r->state != HTTP_PARSE_ERROR || r->error_status != 400)
@@ -628,7 +643,7 @@ static void test_content_length_and_transfer_encoding(void **state)
 
         assert_error_str(r, "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
                             "5\r\nhello\r\n0\r\n\r\n", 400);
-        http_request_init(r);
+        reinit(r);
         assert_error_str(r, "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n"
                             "5\r\nhello\r\n0\r\n\r\n", 400);
 }
@@ -641,14 +656,14 @@ static void test_whitespace_before_colon(void **state)
         HttpRequest *r = *state;
 
         assert_error_str(r, "GET / HTTP/1.1\r\nHost : example.com\r\n\r\n", 400);
-        http_request_init(r);
+        reinit(r);
         assert_error_str(r, "GET / HTTP/1.1\r\nHost\t: example.com\r\n\r\n", 400);
-        http_request_init(r);
+        reinit(r);
         assert_error_str(r, "POST / HTTP/1.1\r\nHost: h\r\nContent-Length : 5\r\n\r\nhello", 400);
-        http_request_init(r);
+        reinit(r);
         assert_error_str(r, "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n", 400);
         /* A field name is a token: no space inside either. */
-        http_request_init(r);
+        reinit(r);
         assert_error_str(r, "GET / HTTP/1.1\r\nHost: h\r\nX Y: z\r\n\r\n", 400);
 }
 
@@ -775,6 +790,7 @@ static void test_status_reason(void **state)
                 { 404, "Not Found" },
                 { 405, "Method Not Allowed" },
                 { 408, "Request Timeout" },
+                { 412, "Precondition Failed" },
                 { 413, "Content Too Large" },
                 { 414, "URI Too Long" },
                 { 416, "Range Not Satisfiable" },
@@ -1118,6 +1134,1134 @@ static void test_format_date(void **state)
                 assert_int_equal(buf[j], '#');
 }
 
+/* ---- limits ----------------------------------------------------------------------------------------- */
+
+static void test_limits_check(void **state)
+{
+        HttpLimits l = HTTP_LIMITS_DEFAULT;
+
+        assert_int_equal(l.url_max, 8192);
+        assert_int_equal(l.header_bytes_max, 16384);
+        assert_int_equal(l.headers_max, 100);
+        assert_int_equal(l.body_max, 1024 * 1024);
+        assert_int_equal(http_limits_check(&l), 0);
+
+        l = (HttpLimits){ HTTP_URL_MAX_CAP, HTTP_HEADER_BYTES_MAX_CAP, HTTP_HEADERS_MAX_CAP,
+                          HTTP_BODY_MAX_CAP };
+        assert_int_equal(http_limits_check(&l), 0);
+        l = (HttpLimits){ 1, 1, 1, 1 };
+        assert_int_equal(http_limits_check(&l), 0);
+
+        static const HttpLimits bad[] = {
+                { 0, 16384, 100, 1 },
+                { 8192, 0, 100, 1 },
+                { 8192, 16384, 0, 1 },
+                { 8192, 16384, 100, 0 },
+                { HTTP_URL_MAX_CAP + 1, 16384, 100, 1 },
+                { 8192, HTTP_HEADER_BYTES_MAX_CAP + 1, 100, 1 },
+                { 8192, 16384, HTTP_HEADERS_MAX_CAP + 1, 1 },
+                { 8192, 16384, 100, HTTP_BODY_MAX_CAP + 1 },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                HttpRequest r;
+                assert_int_equal(http_limits_check(&bad[i]), -EINVAL);
+                memset(&r, 0x5a, sizeof r);
+                assert_int_equal(http_request_init(&r, &bad[i]), -EINVAL);
+                http_request_free(&r); /* safe after a failed init */
+        }
+}
+
+static void test_init_free(void **state)
+{
+        HttpRequest r = {};
+
+        /* free accepts a zeroed struct, and twice. */
+        http_request_free(&r);
+        http_request_free(&r);
+
+        /* The caps can be allocated; the arena is url_max + header_bytes_max. */
+        HttpLimits l = { HTTP_URL_MAX_CAP, HTTP_HEADER_BYTES_MAX_CAP, HTTP_HEADERS_MAX_CAP,
+                         HTTP_BODY_MAX_CAP };
+        assert_int_equal(http_request_init(&r, &l), 0);
+        assert_int_equal(r.arena_size, HTTP_URL_MAX_CAP + HTTP_HEADER_BYTES_MAX_CAP);
+        assert_non_null(r.arena);
+        assert_non_null(r.headers);
+        assert_null(r.body);
+        http_request_free(&r);
+        assert_null(r.arena);
+        http_request_free(&r);
+
+        /* NULL means the defaults. */
+        assert_int_equal(http_request_init(&r, NULL), 0);
+        assert_int_equal(r.limits.url_max, HTTP_URL_MAX_DEFAULT);
+        assert_int_equal(r.arena_size, HTTP_URL_MAX_DEFAULT + HTTP_HEADER_BYTES_MAX_DEFAULT);
+        http_request_free(&r);
+}
+
+static void test_custom_limits(void **state)
+{
+        HttpRequest *r = *state;
+        HttpLimits l = { .url_max = 8, .header_bytes_max = 32, .headers_max = 3, .body_max = 10 };
+
+        /* url_max */
+        reinit_limits(r, &l);
+        assert_complete(r, "GET /1234567 HTTP/1.1\r\nHost: h\r\n\r\n");
+        reinit_limits(r, &l);
+        assert_error_str(r, "GET /12345678 HTTP/1.1\r\nHost: h\r\n\r\n", 414);
+
+        /* header_bytes_max: "Host: h\r\nX: 123456789012345\r\n\r\n" is 9 + 20 + 2 = 31, then 32. */
+        reinit_limits(r, &l);
+        assert_complete(r, "GET / HTTP/1.1\r\nHost: h\r\nX: 123456789012345\r\n\r\n");
+        reinit_limits(r, &l);
+        assert_complete(r, "GET / HTTP/1.1\r\nHost: h\r\nX: 1234567890123456\r\n\r\n");
+        reinit_limits(r, &l);
+        assert_error_str(r, "GET / HTTP/1.1\r\nHost: h\r\nX: 12345678901234567\r\n\r\n", 431);
+
+        /* headers_max */
+        reinit_limits(r, &l);
+        assert_complete(r, "GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\n\r\n");
+        assert_int_equal(r->n_headers, 3);
+        reinit_limits(r, &l);
+        assert_error_str(r, "GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n", 431);
+
+        /* body_max, with Content-Length: decided at the head, before any of the body. */
+        l = (HttpLimits){ .url_max = 8, .header_bytes_max = 1024, .headers_max = 3, .body_max = 10 };
+        reinit_limits(r, &l);
+        assert_complete(r, "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\n0123456789");
+        assert_int_equal(r->body_len, 10);
+        reinit_limits(r, &l);
+        assert_error_str(r, "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\n", 413);
+
+        /* body_max, chunked: as the chunk sizes arrive. */
+        reinit_limits(r, &l);
+        assert_complete(r, "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                           "5\r\n01234\r\n5\r\n56789\r\n0\r\n\r\n");
+        assert_int_equal(r->body_len, 10);
+        reinit_limits(r, &l);
+        assert_error_str(r, "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                            "5\r\n01234\r\n6\r\n", 413);
+        reinit_limits(r, &l);
+        assert_error_str(r, "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nb\r\n", 413);
+}
+
+/* ---- bodies ----------------------------------------------------------------------------------------- */
+
+static void assert_body(const HttpRequest *r, const char *expected)
+{
+        assert_int_equal(r->body_len, strlen(expected));
+        assert_non_null(r->body);
+        assert_memory_equal(r->body, expected, r->body_len);
+        assert_int_equal(r->body[r->body_len], '\0');
+}
+
+static void test_content_length_body(void **state)
+{
+        HttpRequest *r = *state;
+
+        assert_complete(r, "POST /f HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\nhello world");
+        assert_true(r->has_content_length);
+        assert_int_equal(r->content_length, 11);
+        assert_false(r->chunked);
+        assert_body(r, "hello world");
+
+        /* No body: body_len 0. */
+        http_request_next(r);
+        assert_complete(r, "GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert_int_equal(r->body_len, 0);
+        assert_false(r->has_content_length);
+
+        /* Content-Length: 0, and with leading zeros and surrounding whitespace. */
+        http_request_next(r);
+        assert_complete(r, "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n");
+        assert_int_equal(r->body_len, 0);
+        assert_true(r->has_content_length);
+        http_request_next(r);
+        assert_complete(r, "POST / HTTP/1.1\r\nHost: h\r\nContent-Length:  003 \r\n\r\nabc");
+        assert_body(r, "abc");
+
+        /* A body with NUL bytes, CRs and what looks like a request. */
+        http_request_next(r);
+        const char req[] = "PUT / HTTP/1.1\r\nHost: h\r\nContent-Length: 8\r\n\r\na\0b\r\rGET";
+        assert_int_equal(http_request_feed(r, req, sizeof req - 1), sizeof req - 1);
+        assert_int_equal(r->state, HTTP_PARSE_COMPLETE);
+        assert_int_equal(r->body_len, 8);
+        assert_memory_equal(r->body, "a\0b\r\rGET", 8);
+}
+
+static void test_body_split_everywhere(void **state)
+{
+        HttpRequest *r = *state;
+        const char *reqs[] = {
+                "POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\n0123456789",
+                "POST /b HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                "3;ext=1\r\n012\r\n7\r\n3456789\r\n0\r\nX-Trailer: t\r\n\r\n",
+        };
+
+        for (size_t t = 0; t < ELEMENTSOF(reqs); t++) {
+                size_t len = strlen(reqs[t]);
+                for (size_t split = 0; split <= len; split++) {
+                        char *a = strndup(reqs[t], split), *b = strdup(reqs[t] + split);
+                        reinit(r);
+                        assert_int_equal(http_request_feed(r, a, split), split);
+                        memset(a, '#', split);
+                        if (split < len) {
+                                assert_int_equal(r->state, HTTP_PARSE_INCOMPLETE);
+                                assert_int_equal(http_request_feed(r, b, len - split), len - split);
+                        }
+                        memset(b, '#', len - split);
+                        assert_int_equal(r->state, HTTP_PARSE_COMPLETE);
+                        assert_body(r, "0123456789");
+                        assert_int_equal(r->n_headers, 2);
+                        free(a);
+                        free(b);
+                }
+        }
+}
+
+static void test_body_buffer_reuse(void **state)
+{
+        HttpRequest *r = *state;
+        Buf b = {};
+        char line[128];
+
+        /* A small body's buffer is kept for the next request. */
+        assert_complete(r, "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc");
+        char *kept = r->body;
+        http_request_next(r);
+        assert_ptr_equal(r->body, kept);
+        assert_int_equal(r->body_len, 0);
+        assert_complete(r, "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nde");
+        assert_body(r, "de");
+
+        /* A large one's is released. */
+        http_request_next(r);
+        snprintf(line, sizeof line, "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: %u\r\n\r\n",
+                 HTTP_BODY_KEEP * 2);
+        buf_str(&b, line);
+        buf_fill(&b, 'x', HTTP_BODY_KEEP * 2);
+        assert_complete(r, b.p);
+        assert_int_equal(r->body_len, HTTP_BODY_KEEP * 2);
+        assert_true(r->body_cap > HTTP_BODY_KEEP);
+        http_request_next(r);
+        assert_null(r->body);
+        assert_int_equal(r->body_cap, 0);
+        assert_int_equal(r->body_len, 0);
+        free(b.p);
+}
+
+static void test_chunked_body(void **state)
+{
+        HttpRequest *r = *state;
+
+        assert_complete(r, "POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                           "5\r\nhello\r\n1;a=b;c=\"d e\"\r\n \r\nA\r\n0123456789\r\n"
+                           "00000\r\n\r\n");
+        assert_true(r->chunked);
+        assert_false(r->has_content_length);
+        assert_body(r, "hello 0123456789");
+
+        /* Upper- and lower-case hex, leading zeros, BWS before an extension. */
+        http_request_next(r);
+        assert_complete(r, "POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: Chunked\r\n\r\n"
+                           "0001a\r\nabcdefghijklmnopqrstuvwxyz\r\n2 ;x\r\nAB\r\n0\r\n\r\n");
+        assert_body(r, "abcdefghijklmnopqrstuvwxyzAB");
+
+        /* An empty chunked body. */
+        http_request_next(r);
+        assert_complete(r, "POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n");
+        assert_int_equal(r->body_len, 0);
+        assert_true(r->keep_alive);
+}
+
+static void test_chunked_trailers(void **state)
+{
+        HttpRequest *r = *state;
+        HttpLimits l = HTTP_LIMITS_DEFAULT;
+
+        /* Accepted and ignored: not among the headers. */
+        assert_complete(r, "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                           "2\r\nab\r\n0\r\nX-Checksum: 1234\r\nX-Other:  v \r\n\r\n");
+        assert_body(r, "ab");
+        assert_int_equal(r->n_headers, 2);
+        assert_no_header(r, "X-Checksum");
+
+        /* They follow the rules of header lines. */
+        static const char *const bad[] = {
+                "0\r\nX : v\r\n\r\n",      /* whitespace before the colon */
+                "0\r\nX: v\r\n folded\r\n\r\n", /* obs-fold */
+                "0\r\nX: a\rb\r\n\r\n",    /* bare CR */
+                "0\r\nX: a\x01\r\n\r\n",   /* control character */
+                "0\r\nno colon\r\n\r\n",
+                "0\r\n\r\r\n",
+        };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                Buf b = {};
+                reinit(r);
+                buf_str(&b, "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n");
+                buf_str(&b, bad[i]);
+                assert_error(r, b.p, b.len, 400);
+                free(b.p);
+        }
+
+        /* They count against the header byte limit, together with the head: the header block below is 39
+         * bytes, the trailers 11. */
+        l.header_bytes_max = 39 + 11;
+        reinit_limits(r, &l);
+        assert_complete(r, "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                           "0\r\nX: 1234\r\n\r\n");
+        reinit_limits(r, &l);
+        assert_error_str(r, "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                            "0\r\nX: 12345\r\n\r\n", 431);
+
+        /* And against the field count. */
+        l = HTTP_LIMITS_DEFAULT;
+        l.headers_max = 3;
+        reinit_limits(r, &l);
+        assert_complete(r, "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                           "0\r\nA: 1\r\n\r\n");
+        reinit_limits(r, &l);
+        assert_error_str(r, "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                            "0\r\nA: 1\r\nB: 2\r\n\r\n", 431);
+}
+
+#define S(x) { x, sizeof(x) - 1 }
+
+static void test_chunked_bad_framing(void **state)
+{
+        static const struct {
+                const char *s;
+                size_t len;
+        } bad[] = {
+                S("zz\r\n"), /* not hex */
+                S("-1\r\n"),
+                S("0x5\r\nhello\r\n0\r\n\r\n"),
+                S("+5\r\nhello\r\n0\r\n\r\n"),
+                S("\r\n"), /* no size */
+                S(" 5\r\nhello\r\n0\r\n\r\n"),     /* whitespace before the size */
+                S("5 \r\nhello\r\n0\r\n\r\n"),     /* whitespace without an extension */
+                S("5\nhello\r\n0\r\n\r\n"),        /* bare LF after the size */
+                S("5\rhello\r\n0\r\n\r\n"),        /* bare CR after the size */
+                S("5;a\nb\r\nhello\r\n0\r\n\r\n"), /* LF inside an extension */
+                S("5;a\0b\r\nhello\r\n0\r\n\r\n"), /* NUL inside an extension */
+                S("5;a\x01\r\nhello\r\n0\r\n\r\n"),
+                S("5\r\nhelloXY0\r\n\r\n"), /* data not followed by CRLF: the library takes any two bytes */
+                S("5\r\nhello\n0\r\n\r\n"),
+                S("5\r\nhello\r0\r\n\r\n"),
+                S("5\r\nhello\r\r\n0\r\n\r\n"),
+                S("5\r\nhello world\r\n0\r\n\r\n"), /* more data than announced */
+                S("0\r\r\n\r\n"),
+        };
+        static const char head[] = "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n";
+        HttpRequest *r = *state;
+
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                char buf[256];
+                memcpy(buf, head, sizeof head - 1);
+                memcpy(buf + sizeof head - 1, bad[i].s, bad[i].len);
+                reinit(r);
+                size_t n = http_request_feed(r, buf, sizeof head - 1 + bad[i].len);
+                if (r->state != HTTP_PARSE_ERROR || r->error_status != 400)
+                        fail_msg("chunked #%zu: state %d, status %u after %zu bytes", i, (int) r->state,
+                                 r->error_status, n);
+        }
+
+        /* The trailer section is a header section: a bare LF ends it as it would a head. */
+        reinit(r);
+        assert_complete(r, "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                           "1\r\nx\r\n0\r\n\n");
+        assert_body(r, "x");
+
+        /* A size that overflows any integer is too large long before. */
+        reinit(r);
+        assert_error_str(r, "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                            "ffffffffffffffffffffffff\r\n", 413);
+        /* An over-long extension. */
+        Buf b = {};
+        reinit(r);
+        buf_str(&b, head);
+        buf_str(&b, "1;");
+        buf_fill(&b, 'e', 5000);
+        buf_str(&b, "\r\nx\r\n0\r\n\r\n");
+        assert_error(r, b.p, b.len, 400);
+        free(b.p);
+}
+
+static void test_content_length_rules(void **state)
+{
+        static const char *const bad[] = {
+                "Content-Length: 5\r\nContent-Length: 5\r\n", /* even equal */
+                "Content-Length: 5\r\ncontent-length: 6\r\n",
+                "Content-Length: 5, 5\r\n",
+                "Content-Length: 5,5\r\n",
+                "Content-Length: +5\r\n",
+                "Content-Length: -5\r\n",
+                "Content-Length: 0x5\r\n",
+                "Content-Length: 5a\r\n",
+                "Content-Length: 5 5\r\n",
+                "Content-Length:\r\n",
+                "Content-Length: \r\n",
+                "Content-Length: 1.0\r\n",
+                "Content-Length: 99999999999999999999999\r\n", /* overflows */
+                "Content-Length: 18446744073709551616\r\n",
+        };
+        HttpRequest *r = *state;
+
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                char buf[256];
+                snprintf(buf, sizeof buf, "POST / HTTP/1.1\r\nHost: h\r\n%s\r\nhello", bad[i]);
+                reinit(r);
+                size_t n = http_request_feed(r, buf, strlen(buf));
+                if (r->state != HTTP_PARSE_ERROR || r->error_status != 400)
+                        fail_msg("\"%s\": state %d, status %u after %zu bytes", bad[i], (int) r->state,
+                                 r->error_status, n);
+        }
+
+        /* Valid but beyond body_max: 413, not 400. (Beyond what 64 bits hold is a 400, above.) */
+        reinit(r);
+        assert_error_str(r, "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 99999999999999\r\n\r\n", 413);
+        reinit(r);
+        assert_error_str(r, "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1048577\r\n\r\n", 413);
+        /* Exactly body_max is fine: the head is complete, the body awaited. */
+        reinit(r);
+        assert_int_equal(feed_str(r, "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1048576\r\n\r\n"), 53);
+        assert_int_equal(r->state, HTTP_PARSE_INCOMPLETE);
+        assert_true(r->headers_done);
+        assert_int_equal(r->content_length, 1048576);
+}
+
+static void test_transfer_encoding_rules(void **state)
+{
+        static const struct {
+                const char *te;
+                unsigned status;
+        } table[] = {
+                { "Transfer-Encoding: gzip, chunked\r\n", 501 },
+                { "Transfer-Encoding: x-custom, chunked\r\n", 501 },
+                { "Transfer-Encoding: gzip;q=1, chunked\r\n", 501 },
+                { "Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n", 501 },
+                { "Transfer-Encoding: chunked, gzip\r\n", 400 },
+                { "Transfer-Encoding: gzip\r\n", 400 },
+                { "Transfer-Encoding: identity\r\n", 400 },
+                { "Transfer-Encoding: chunked, chunked\r\n", 400 },
+                { "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n", 400 },
+                { "Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n", 400 },
+                { "Transfer-Encoding: chunked;q=1\r\n", 400 },
+                { "Transfer-Encoding: chunked,\r\n", 400 },
+                { "Transfer-Encoding: , chunked\r\n", 400 },
+                { "Transfer-Encoding: \r\n", 400 },
+                { "Transfer-Encoding: chunkedx\r\n", 400 },
+                { "Transfer-Encoding: \"chunked\"\r\n", 400 },
+                { "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n", 400 },
+                { "Content-Length: 0\r\nTransfer-Encoding: chunked\r\n", 400 },
+        };
+        HttpRequest *r = *state;
+
+        for (size_t i = 0; i < ELEMENTSOF(table); i++) {
+                char buf[256];
+                snprintf(buf, sizeof buf, "POST / HTTP/1.1\r\nHost: h\r\n%s\r\n5\r\nhello\r\n0\r\n\r\n",
+                         table[i].te);
+                reinit(r);
+                size_t n = http_request_feed(r, buf, strlen(buf));
+                if (r->state != HTTP_PARSE_ERROR || r->error_status != table[i].status)
+                        fail_msg("\"%s\": state %d, status %u after %zu bytes; expected %u", table[i].te,
+                                 (int) r->state, r->error_status, n, table[i].status);
+        }
+
+        /* Case and whitespace do not matter. */
+        reinit(r);
+        assert_complete(r, "POST / HTTP/1.1\r\nHost: h\r\nTRANSFER-ENCODING:   CHUNKED  \r\n\r\n0\r\n\r\n");
+        assert_true(r->chunked);
+
+        /* HTTP/1.0 has no Transfer-Encoding (RFC 9112 6.1): faulty framing. */
+        reinit(r);
+        assert_error_str(r, "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400);
+}
+
+static void test_connect(void **state)
+{
+        HttpRequest *r = *state;
+
+        /* Complete at the head; never kept alive, since a tunnel would follow. */
+        assert_complete(r, "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n");
+        assert_int_equal(http_request_method(r), HTTP_CONNECT);
+        assert_false(r->keep_alive);
+
+        /* With a body: 400 (RFC 9110 9.3.6: CONNECT has no content). */
+        reinit(r);
+        assert_error_str(r, "CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\nContent-Length: 5\r\n\r\nhello", 400);
+        reinit(r);
+        assert_error_str(r, "CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\nTransfer-Encoding: chunked\r\n\r\n"
+                            "0\r\n\r\n", 400);
+}
+
+/* ---- strict lines ----------------------------------------------------------------------------------- */
+
+static void assert_all_error(HttpRequest *r, const char *const *reqs, const size_t *lens, size_t n_reqs,
+                             unsigned status)
+{
+        for (size_t i = 0; i < n_reqs; i++) {
+                size_t len = lens ? lens[i] : strlen(reqs[i]);
+                reinit(r);
+                size_t n = http_request_feed(r, reqs[i], len);
+                if (r->state != HTTP_PARSE_ERROR || r->error_status != status)
+                        fail_msg("#%zu: state %d, status %u after %zu bytes; expected %u", i, (int) r->state,
+                                 r->error_status, n, status);
+        }
+}
+
+static void test_obs_fold(void **state)
+{
+        static const char *const reqs[] = {
+                "GET / HTTP/1.1\r\nHost: h\r\nX-A: one\r\n two\r\n\r\n",
+                "GET / HTTP/1.1\r\nHost: h\r\nX-A: one\r\n\ttwo\r\n\r\n",
+                "GET / HTTP/1.1\r\nX-A: one\r\n Host: h\r\n\r\n",
+                "GET / HTTP/1.1\r\nHost: h\r\nX-A: one\n two\n\n",
+                "GET / HTTP/1.1\r\n\tHost: h\r\n\r\n",
+        };
+        assert_all_error(*state, reqs, NULL, ELEMENTSOF(reqs), 400);
+}
+
+static void test_nul_and_bare_cr(void **state)
+{
+        static const struct {
+                const char *s;
+                size_t len;
+        } nul[] = {
+                S("GET /a\0b HTTP/1.1\r\nHost: h\r\n\r\n"),
+                S("GET / HTTP/1.1\0\r\nHost: h\r\n\r\n"),
+                S("GET / HTTP/1.1\r\nHost: h\0\r\n\r\n"),
+                S("GET / HTTP/1.1\r\nHo\0st: h\r\n\r\n"),
+                S("GET / HTTP/1.1\r\nHost: h\r\n\0\r\n\r\n"),
+                S("G\0ET / HTTP/1.1\r\nHost: h\r\n\r\n"),
+                S("GET / HTTP/1.1\r\nHost: h\r\nX: \0\r\n\r\n"),
+                S("\0GET / HTTP/1.1\r\nHost: h\r\n\r\n"),
+        };
+        static const char *const cr[] = {
+                "GET / HTTP/1.1\rHost: h\r\n\r\n",
+                "GET /a\rb HTTP/1.1\r\nHost: h\r\n\r\n",
+                "GET / HTTP/1.1\r\nHost: h\rX: y\r\n\r\n",
+                "GET / HTTP/1.1\r\nHost: h\r\nX: a\rb\r\n\r\n",
+                "GET / HTTP/1.1\r\nHost: h\r\nX\r: a\r\n\r\n",
+                "GET / HTTP/1.1\r\nHost: h\r\n\r\r\n",
+                "GET / HTTP/1.1\r\nHost: h\r\n\rX",
+                "GET / HTTP/1.1\r\r\nHost: h\r\n\r\n",
+                "\r\rGET / HTTP/1.1\r\nHost: h\r\n\r\n",
+        };
+        HttpRequest *r = *state;
+
+        for (size_t i = 0; i < ELEMENTSOF(nul); i++) {
+                reinit(r);
+                assert_error(r, nul[i].s, nul[i].len, 400);
+        }
+        assert_all_error(r, cr, NULL, ELEMENTSOF(cr), 400);
+}
+
+static void test_control_characters(void **state)
+{
+        HttpRequest *r = *state;
+        static const char *const reqs[] = {
+                "GET / HTTP/1.1\r\nHost: h\r\nX: a\x01" "b\r\n\r\n",
+                "GET / HTTP/1.1\r\nHost: h\r\nX: a\x1b[31m\r\n\r\n",
+                "GET / HTTP/1.1\r\nHost: h\r\nX: a\x7f\r\n\r\n",
+                "GET / HTTP/1.1\r\nHost: h\r\nX: a\x0b\r\n\r\n",
+                "GET / HTTP/1.1\r\nHost: h\r\nX: a\x0c\r\n\r\n",
+                "GET / HTTP/1.1\r\nHost: h\x1f\r\n\r\n",
+                "GET / HTTP/1.1\r\nX\x01: a\r\nHost: h\r\n\r\n",
+                "GET /a\tb HTTP/1.1\r\nHost: h\r\n\r\n", /* the library takes HTAB and FF in a target */
+                "GET /a\x0c" "b HTTP/1.1\r\nHost: h\r\n\r\n",
+                "GET /a\x7f HTTP/1.1\r\nHost: h\r\n\r\n",
+        };
+        assert_all_error(r, reqs, NULL, ELEMENTSOF(reqs), 400);
+
+        /* HTAB inside a value is fine, and so is obs-text. */
+        reinit(r);
+        assert_complete(r, "GET / HTTP/1.1\r\nHost: h\r\nX: a\tb\r\nY: caf\xc3\xa9 \xff\r\n\r\n");
+        assert_header(r, "X", "a\tb");
+        assert_header(r, "Y", "caf\xc3\xa9 \xff");
+}
+
+static void test_request_line_strict(void **state)
+{
+        static const char *const reqs[] = {
+                "GET  / HTTP/1.1\r\nHost: h\r\n\r\n", /* two spaces */
+                "GET /  HTTP/1.1\r\nHost: h\r\n\r\n",
+                "GET\t/ HTTP/1.1\r\nHost: h\r\n\r\n",
+                "GET /\tHTTP/1.1\r\nHost: h\r\n\r\n",
+                " GET / HTTP/1.1\r\nHost: h\r\n\r\n",
+                "GET / HTTP/1.1 \r\nHost: h\r\n\r\n",
+                "GET /\r\n\r\n", /* HTTP/0.9 */
+                "GET / http/1.1\r\nHost: h\r\n\r\n",
+                "GET / HTTP/1\r\nHost: h\r\n\r\n",
+                "GET / HTTP/1.11\r\nHost: h\r\n\r\n",
+                "GET / HTTP/a.1\r\nHost: h\r\n\r\n",
+                "SOURCE / ICE/1.0\r\n\r\n", /* the library knows Icecast's */
+                /* nine empty lines */
+                "\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n",
+        };
+        assert_all_error(*state, reqs, NULL, ELEMENTSOF(reqs), 400);
+
+        /* Up to eight empty lines before a request, CRLF or LF, are skipped; they do not start it. */
+        HttpRequest *r = *state;
+        reinit(r);
+        assert_int_equal(feed_str(r, "\r\n\n\r\n\r\n\r\n\r\n\r\n\r\n"), 15);
+        assert_false(r->started);
+        assert_int_equal(r->state, HTTP_PARSE_INCOMPLETE);
+        assert_complete(r, "GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+
+        /* A bare LF ends a line in the head (RFC 9112 2.2), as in the library. */
+        reinit(r);
+        assert_complete(r, "GET /lf HTTP/1.1\nHost: h\nX: y\n\n");
+        assert_url(r, "/lf");
+        assert_header(r, "x", "y");
+}
+
+static void test_header_value_trimmed(void **state)
+{
+        HttpRequest *r = *state;
+
+        assert_complete(r, "GET / HTTP/1.1\r\nHost:  h \t \r\nX:\t v w\t\r\nY:   \r\n\r\n");
+        assert_header(r, "host", "h");
+        assert_header(r, "x", "v w");
+        assert_header(r, "y", "");
+}
+
+static void test_header_at(void **state)
+{
+        HttpRequest *r = *state;
+        const char *name, *value;
+        size_t nl, vl;
+
+        assert_complete(r, "GET / HTTP/1.1\r\nHost: h\r\nX-A: 1\r\nx-a: 2\r\n\r\n");
+        assert_int_equal(http_request_header_at(r, 0, &name, &nl, &value, &vl), 0);
+        assert_int_equal(nl, 4);
+        assert_memory_equal(name, "Host", 4);
+        assert_int_equal(vl, 1);
+        assert_memory_equal(value, "h", 1);
+        assert_int_equal(http_request_header_at(r, 2, &name, &nl, &value, &vl), 0);
+        assert_memory_equal(name, "x-a", 3);
+        assert_memory_equal(value, "2", 1);
+        assert_int_equal(http_request_header_at(r, 3, &name, &nl, &value, &vl), -ENOENT);
+}
+
+/* ---- Expect ----------------------------------------------------------------------------------------- */
+
+static void test_expect_continue(void **state)
+{
+        HttpRequest *r = *state;
+
+        /* The head is complete and the body not yet sent: the caller sends 100 Continue now. */
+        const char *head = "PUT /f HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n";
+        assert_int_equal(feed_str(r, head), strlen(head));
+        assert_int_equal(r->state, HTTP_PARSE_INCOMPLETE);
+        assert_true(r->headers_done);
+        assert_true(r->expect_continue);
+        assert_int_equal(feed_str(r, "hello"), 5);
+        assert_int_equal(r->state, HTTP_PARSE_COMPLETE);
+        assert_body(r, "hello");
+
+        /* Reset for the next request. */
+        http_request_next(r);
+        assert_false(r->expect_continue);
+
+        /* Case-insensitive; chunked bodies too. */
+        head = "POST / HTTP/1.1\r\nHost: h\r\nExpect: 100-Continue\r\nTransfer-Encoding: chunked\r\n\r\n";
+        assert_int_equal(feed_str(r, head), strlen(head));
+        assert_true(r->expect_continue);
+
+        /* Nothing to wait for without a body. */
+        reinit(r);
+        assert_complete(r, "GET / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\n\r\n");
+        assert_false(r->expect_continue);
+
+        /* HTTP/1.0 ignores Expect (RFC 9110 10.1.1), whatever it says. */
+        reinit(r);
+        assert_complete(r, "POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\nx");
+        assert_false(r->expect_continue);
+        reinit(r);
+        assert_complete(r, "POST / HTTP/1.0\r\nExpect: something\r\nContent-Length: 1\r\n\r\nx");
+
+        /* Anything else: 417, at the head. */
+        static const char *const reqs[] = {
+                "POST / HTTP/1.1\r\nHost: h\r\nExpect: 200-ok\r\nContent-Length: 1\r\n\r\n",
+                "POST / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue, x\r\nContent-Length: 1\r\n\r\n",
+                "POST / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nExpect: 100-continue\r\n\r\n",
+                "GET / HTTP/1.1\r\nHost: h\r\nExpect:\r\n\r\n",
+        };
+        assert_all_error(r, reqs, NULL, ELEMENTSOF(reqs), 417);
+
+        /* Too large a body is answered with 413 instead of a 100 Continue. */
+        reinit(r);
+        assert_error_str(r, "PUT / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\n"
+                            "Content-Length: 2000000\r\n\r\n", 413);
+}
+
+/* ---- pipelining with bodies ------------------------------------------------------------------------- */
+
+static void test_pipelined_bodies(void **state)
+{
+        HttpRequest *r = *state;
+        const char *buf = "POST /1 HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc"
+                          "POST /2 HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                          "2\r\nde\r\n0\r\n\r\n"
+                          "\r\n" /* an empty line between requests */
+                          "GET /3 HTTP/1.1\r\nHost: h\r\n\r\n"
+                          "GET /4 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n";
+        static const struct {
+                const char *url, *body;
+                bool keep_alive;
+        } expected[] = {
+                { "/1", "abc", true },
+                { "/2", "de", true },
+                { "/3", "", true },
+                { "/4", "", false },
+        };
+        size_t len = strlen(buf);
+
+        /* All in one buffer, and in pieces of every size. */
+        for (size_t piece = 0; piece <= len; piece += piece < 16 ? 1 : 37) {
+                size_t off = 0, avail = piece == 0 ? len : MIN(piece, len);
+                size_t i = 0;
+
+                reinit(r);
+                while (i < ELEMENTSOF(expected)) {
+                        size_t n = http_request_feed(r, buf + off, avail);
+                        off += n;
+                        avail -= n;
+                        assert_int_not_equal(r->state, HTTP_PARSE_ERROR);
+                        if (r->state == HTTP_PARSE_COMPLETE) {
+                                assert_url(r, expected[i].url);
+                                assert_int_equal(r->body_len, strlen(expected[i].body));
+                                assert_memory_equal(r->body ? r->body : "", expected[i].body, r->body_len);
+                                assert_int_equal(r->keep_alive, expected[i].keep_alive);
+                                http_request_next(r);
+                                i++;
+                                continue;
+                        }
+                        assert_int_equal(avail, 0);
+                        avail = piece == 0 ? len - off : MIN(piece, len - off);
+                }
+                assert_int_equal(off, len);
+        }
+}
+
+/* ---- response heads: new fields --------------------------------------------------------------------- */
+
+static void test_format_head_extra_fields(void **state)
+{
+        char buf[1024];
+        HttpResponseHead h = {
+                .status = 206,
+                .minor_version = 1,
+                .keep_alive = false,
+                .has_body_length = true,
+                .content_length = 100,
+                .content_type = "video/mp4",
+                .etag = "\"5f-1234\"",
+                .accept_ranges = true,
+                .content_range = "bytes 0-99/1234",
+                .extra_headers = "Cache-Control: max-age=60\r\nX-Frame-Options: DENY\r\n",
+        };
+        const char *expected = "HTTP/1.1 206 Partial Content\r\n"
+                               "Content-Type: video/mp4\r\n"
+                               "Content-Length: 100\r\n"
+                               "ETag: \"5f-1234\"\r\n"
+                               "Accept-Ranges: bytes\r\n"
+                               "Content-Range: bytes 0-99/1234\r\n"
+                               "Cache-Control: max-age=60\r\n"
+                               "X-Frame-Options: DENY\r\n"
+                               "Connection: close\r\n"
+                               "\r\n";
+
+        assert_int_equal(http_format_head(&h, buf, sizeof buf), strlen(expected));
+        assert_string_equal(buf, expected);
+
+        /* Chunked, for a body of unknown length: HTTP/1.1 only, never with a length. */
+        h = (HttpResponseHead){ .status = 200, .minor_version = 1, .keep_alive = true, .chunked = true };
+        assert_true(http_format_head(&h, buf, sizeof buf) > 0);
+        assert_string_equal(buf, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+        h.has_body_length = true;
+        assert_int_equal(http_format_head(&h, buf, sizeof buf), -EINVAL);
+        h.has_body_length = false;
+        h.minor_version = 0;
+        assert_int_equal(http_format_head(&h, buf, sizeof buf), -EINVAL);
+
+        /* An empty block of extra headers is fine. */
+        h = (HttpResponseHead){ .status = 200, .minor_version = 1, .keep_alive = true, .extra_headers = "" };
+        assert_true(http_format_head(&h, buf, sizeof buf) > 0);
+        assert_string_equal(buf, "HTTP/1.1 200 OK\r\n\r\n");
+}
+
+static void test_format_head_rejects_injection(void **state)
+{
+        char buf[512];
+        static const char *const bad_values[] = {
+                "text/html\r\nSet-Cookie: x=1",
+                "a\nb",
+                "a\rb",
+                "a\x01",
+                "a\x7f",
+        };
+        static const char *const bad_blocks[] = {
+                "X: 1",                 /* no CRLF */
+                "X: 1\n",               /* bare LF */
+                "X: 1\r\n\r\nbody",     /* an empty line would end the head */
+                "\r\n",
+                ": v\r\n",              /* empty name */
+                "X Y: v\r\n",           /* not a token */
+                "X: a\rb\r\n",
+                "X: 1\r\nY\r\n",        /* no colon */
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(bad_values); i++) {
+                HttpResponseHead h = { .status = 200, .minor_version = 1, .keep_alive = true };
+                const char **fields[] = { &h.content_type, &h.date,     &h.server, &h.etag,
+                                          &h.content_range, &h.location, &h.allow };
+                for (size_t f = 0; f < ELEMENTSOF(fields); f++) {
+                        *fields[f] = bad_values[i];
+                        assert_int_equal(http_format_head(&h, buf, sizeof buf), -EINVAL);
+                        *fields[f] = NULL;
+                }
+        }
+        for (size_t i = 0; i < ELEMENTSOF(bad_blocks); i++) {
+                HttpResponseHead h = { .status = 200, .minor_version = 1, .keep_alive = true,
+                                       .extra_headers = bad_blocks[i] };
+                if (http_format_head(&h, buf, sizeof buf) != -EINVAL)
+                        fail_msg("extra headers #%zu accepted", i);
+                assert_int_equal(http_check_header_block(bad_blocks[i]), -EINVAL);
+        }
+        assert_int_equal(http_check_header_block(""), 0);
+        assert_int_equal(http_check_header_block("A: 1\r\nB:\r\nC: x\ty \xff\r\n"), 0);
+}
+
+/* An HTTP/1.0 client asking for keep-alive gets it, and is told so; one that does not is told close. */
+static void test_keep_alive_round_trip(void **state)
+{
+        HttpRequest *r = *state;
+        char buf[256];
+        static const struct {
+                const char *req, *connection;
+        } table[] = {
+                { "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", "Connection: keep-alive\r\n" },
+                { "GET / HTTP/1.0\r\n\r\n", "Connection: close\r\n" },
+                { "GET / HTTP/1.1\r\nHost: h\r\n\r\n", NULL },
+                { "GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", "Connection: close\r\n" },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(table); i++) {
+                reinit(r);
+                assert_complete(r, table[i].req);
+                HttpResponseHead h = { .status = 200, .minor_version = r->parser.http_minor,
+                                       .keep_alive = r->keep_alive };
+                assert_true(http_format_head(&h, buf, sizeof buf) > 0);
+                if (table[i].connection)
+                        assert_non_null(strstr(buf, table[i].connection));
+                else
+                        assert_null(strstr(buf, "Connection"));
+        }
+}
+
+/* ---- path normalisation ----------------------------------------------------------------------------- */
+
+static void assert_normalizes(const char *in, const char *out)
+{
+        char buf[256];
+        size_t len = strlen(in);
+
+        memcpy(buf, in, len + 1);
+        int r = http_path_normalize(buf, len);
+        if (r < 0 || strcmp(buf, out) != 0)
+                fail_msg("\"%s\" normalised to \"%s\" (%d), expected \"%s\"", in, r < 0 ? "" : buf, r, out);
+        assert_int_equal(r, strlen(out));
+}
+
+static void assert_normalize_fails(const char *in)
+{
+        char buf[256];
+        size_t len = strlen(in);
+
+        memcpy(buf, in, len + 1);
+        assert_int_equal(http_path_normalize(buf, len), -EINVAL);
+}
+
+static void test_path_normalize(void **state)
+{
+        assert_normalizes("/", "/");
+        assert_normalizes("/a", "/a");
+        assert_normalizes("/a/", "/a/");
+        assert_normalizes("//", "/");
+        assert_normalizes("//a//b///", "/a/b/");
+        assert_normalizes("/./a/./b/.", "/a/b/");
+        assert_normalizes("/.", "/");
+        assert_normalizes("/./", "/");
+        assert_normalizes("/a/b/..", "/a/");
+        assert_normalizes("/a/b/../", "/a/");
+        assert_normalizes("/a/b/../c", "/a/c");
+        assert_normalizes("/a/..", "/");
+        assert_normalizes("/a/../b/../c/./d", "/c/d");
+        assert_normalizes("/aa/bb/cc/../../dd", "/aa/dd");
+        /* Names that merely start with dots are names. */
+        assert_normalizes("/.../..a/a../.hidden", "/.../..a/a../.hidden");
+        assert_normalizes("/a/.b/..c/...", "/a/.b/..c/...");
+
+        assert_normalize_fails("");
+        assert_normalize_fails("a/b");
+        assert_normalize_fails("/..");
+        assert_normalize_fails("/../a");
+        assert_normalize_fails("/a/../..");
+        assert_normalize_fails("/a/./../../b");
+        assert_normalize_fails("//..//");
+
+        /* Only len bytes are looked at. */
+        char buf[16] = "/a/b/../c";
+        assert_int_equal(http_path_normalize(buf, 4), 4);
+        assert_string_equal(buf, "/a/b");
+}
+
+/* ---- HTTP-date parsing ------------------------------------------------------------------------------ */
+
+#define NOW_2023 1700000000 /* Tue, 14 Nov 2023 22:13:20 GMT */
+
+static int parse_date(const char *s, time_t now, time_t *ret)
+{
+        *ret = (time_t) -12345;
+        return http_parse_date(s, strlen(s), now, ret);
+}
+
+static void assert_date(const char *s, time_t expected)
+{
+        time_t t;
+        int r = parse_date(s, NOW_2023, &t);
+        if (r < 0)
+                fail_msg("\"%s\": %d", s, r);
+        if (t != expected)
+                fail_msg("\"%s\": %lld, expected %lld", s, (long long) t, (long long) expected);
+}
+
+static void assert_not_a_date(const char *s)
+{
+        time_t t;
+        int r = parse_date(s, NOW_2023, &t);
+        if (r != -EINVAL)
+                fail_msg("\"%s\": %d (%lld), expected -EINVAL", s, r, (long long) t);
+        assert_int_equal(t, (time_t) -12345);
+}
+
+static void test_parse_date_three_forms(void **state)
+{
+        /* RFC 9110 5.6.7's example, in its three forms. */
+        assert_date("Sun, 06 Nov 1994 08:49:37 GMT", 784111777);
+        assert_date("Sunday, 06-Nov-94 08:49:37 GMT", 784111777);
+        assert_date("Sun Nov  6 08:49:37 1994", 784111777);
+        /* asctime's day may also be two digits. */
+        assert_date("Sun Nov 06 08:49:37 1994", 784111777);
+        assert_date("Thu Jan  1 00:00:00 1970", 0);
+        assert_date("Thu Jan 01 00:00:00 1970", 0);
+        /* In 2023, "70" is 2070: less than 50 years ahead. */
+        assert_date("Thursday, 01-Jan-70 00:00:00 GMT", 3155760000LL);
+
+        /* Every day and month name: the first of each month of 2024. */
+        static const char *const days[] = { "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun" };
+        static const char *const long_days[] = { "Monday", "Tuesday", "Wednesday", "Thursday", "Friday",
+                                                 "Saturday", "Sunday" };
+        static const char *const months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                              "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+        for (unsigned m = 0; m < 12; m++) {
+                char s[64];
+                struct tm tm = { .tm_year = 124, .tm_mon = (int) m, .tm_mday = 1 };
+                time_t expected = timegm(&tm), t;
+                const char *day = days[(tm.tm_wday + 6) % 7];
+                const char *long_day = long_days[(tm.tm_wday + 6) % 7];
+
+                snprintf(s, sizeof s, "%s, 01 %s 2024 00:00:00 GMT", day, months[m]);
+                assert_int_equal(parse_date(s, NOW_2023, &t), 0);
+                assert_int_equal(t, expected);
+                snprintf(s, sizeof s, "%s, 01-%s-24 00:00:00 GMT", long_day, months[m]);
+                assert_int_equal(parse_date(s, NOW_2023, &t), 0);
+                assert_int_equal(t, expected);
+                snprintf(s, sizeof s, "%s %s  1 00:00:00 2024", day, months[m]);
+                assert_int_equal(parse_date(s, NOW_2023, &t), 0);
+                assert_int_equal(t, expected);
+        }
+}
+
+static void test_parse_date_round_trip(void **state)
+{
+        /* What http_format_date() writes parses back, across leap years and centuries. */
+        static const time_t times[] = { 0, 1, 59, 60, 86399, 86400, 784111777, 951782400, 951868800,
+                                        1700000000, 2147483647, 2147483648, 4102444800, 4107542400,
+                                        253402300799 };
+        for (size_t i = 0; i < ELEMENTSOF(times); i++) {
+                char buf[30];
+                time_t t;
+                http_format_date(times[i], buf);
+                assert_int_equal(parse_date(buf, NOW_2023, &t), 0);
+                assert_int_equal(t, times[i]);
+        }
+        /* Every day of 2000 and 2100 (a leap year, and a century that is not one). */
+        for (time_t t0 = 946684800; t0 < 946684800 + 366 * 86400; t0 += 86400 + 3601) {
+                char buf[30];
+                time_t t;
+                http_format_date(t0, buf);
+                assert_int_equal(parse_date(buf, NOW_2023, &t), 0);
+                assert_int_equal(t, t0);
+        }
+        for (time_t t0 = 4102444800; t0 < 4102444800 + 365 * 86400; t0 += 86400 + 3599) {
+                char buf[30];
+                time_t t;
+                http_format_date(t0, buf);
+                assert_int_equal(parse_date(buf, NOW_2023, &t), 0);
+                assert_int_equal(t, t0);
+        }
+}
+
+static void test_parse_date_calendar(void **state)
+{
+        assert_date("Tue, 29 Feb 2000 00:00:00 GMT", 951782400);
+        assert_date("Sat, 29 Feb 2020 12:00:00 GMT", 1582977600);
+        assert_not_a_date("Thu, 29 Feb 2001 00:00:00 GMT");
+        assert_not_a_date("Mon, 29 Feb 2100 00:00:00 GMT"); /* 2100 is no leap year */
+        assert_not_a_date("Sun, 31 Nov 1994 08:49:37 GMT");
+        assert_not_a_date("Sun, 00 Nov 1994 08:49:37 GMT");
+        assert_not_a_date("Sun, 32 Dec 1994 08:49:37 GMT");
+        assert_date("Sat, 31 Dec 1994 23:59:59 GMT", 788918399);
+        assert_not_a_date("Sun, 06 Nov 1994 24:00:00 GMT");
+        assert_not_a_date("Sun, 06 Nov 1994 08:60:37 GMT");
+        assert_not_a_date("Sun, 06 Nov 1994 08:49:61 GMT");
+        /* A leap second reads as the next minute's first second. */
+        assert_date("Sat, 31 Dec 2016 23:59:60 GMT", 1483228800);
+        /* Before 1970, and the last second with four digits. */
+        assert_date("Mon, 01 Jan 1900 00:00:00 GMT", -2208988800LL);
+        assert_date("Fri, 31 Dec 9999 23:59:59 GMT", 253402300799LL);
+        /* The day name is not checked against the date (RFC 9110 asks no such check); 6 Nov 1994 was a
+         * Sunday. */
+        assert_date("Mon, 06 Nov 1994 08:49:37 GMT", 784111777);
+}
+
+static void test_parse_date_two_digit_years(void **state)
+{
+        time_t t;
+
+        /* In 2023, "94" would be 2094, more than 50 years ahead: it is 1994. "73" (2073) is 50 years
+         * ahead, not more, and stays; "74" (2074) becomes 1974. */
+        assert_date("Sunday, 06-Nov-94 08:49:37 GMT", 784111777);
+        assert_date("Monday, 06-Nov-73 08:49:37 GMT", 3277183777LL);
+        assert_date("Wednesday, 06-Nov-74 08:49:37 GMT", 152959777);
+        assert_date("Tuesday, 14-Nov-23 22:13:20 GMT", NOW_2023);
+        assert_date("Saturday, 01-Jan-00 00:00:00 GMT", 946684800);
+        /* In 2070, "94" is 2094. */
+        assert_int_equal(parse_date("Sunday, 06-Nov-94 08:49:37 GMT", 3155760000LL, &t), 0);
+        assert_int_equal(t, 3939871777LL);
+}
+
+static void test_parse_date_rejects(void **state)
+{
+        static const char *const bad[] = {
+                "",
+                "garbage",
+                "784111777",
+                "sun, 06 Nov 1994 08:49:37 GMT",   /* case-sensitive */
+                "Sun, 06 nov 1994 08:49:37 GMT",
+                "Sun, 06 Nov 1994 08:49:37 gmt",
+                "SUN, 06 NOV 1994 08:49:37 GMT",
+                "Sun, 06 Nov 1994 08:49:37 UTC",
+                "Sun, 06 Nov 1994 08:49:37 +0000",
+                "Sun, 06 Nov 1994 08:49:37",
+                "Sun, 6 Nov 1994 08:49:37 GMT",    /* day: two digits */
+                "Sun, 06 Nov 94 08:49:37 GMT",     /* year: four digits */
+                "Sun, 06 Nov 01994 08:49:37 GMT",
+                "Sun, 06 Nov 1994 8:49:37 GMT",
+                "Sun, 06 Nov 1994 08:49 GMT",
+                "Sun,  06 Nov 1994 08:49:37 GMT",
+                "Sun 06 Nov 1994 08:49:37 GMT",
+                " Sun, 06 Nov 1994 08:49:37 GMT",  /* the caller trims */
+                "Sun, 06 Nov 1994 08:49:37 GMT ",
+                "Sun, 06 Nov 1994 08:49:37 GMTx",
+                "Sun, 06-Nov-1994 08:49:37 GMT",
+                "Sun, 06 Nov 1994 08:49:37 GMT, Mon, 07 Nov 1994 08:49:37 GMT",
+                "Sunday, 06 Nov 1994 08:49:37 GMT", /* the long name is RFC 850's only */
+                "Sun, 06-Nov-94 08:49:37 GMT",      /* and RFC 850 needs it */
+                "Sunday, 06-Nov-94 08:49:37",
+                "Sunday, 6-Nov-94 08:49:37 GMT",
+                "Sunday, 06-Nov-994 08:49:37 GMT",
+                "Sun Nov 6 08:49:37 1994",          /* asctime: SP DIGIT or 2DIGIT */
+                "Sun Nov   6 08:49:37 1994",
+                "Sun Nov  6 08:49:37 94",
+                "Sun Nov  6 08:49:37 1994 GMT",
+                "Sun Nov  6 08:49:37 1994 ",
+                "Sunday Nov  6 08:49:37 1994",
+                "Sun, 06 Nov 1994 08:49:37 GM",
+                "Sun, 0x Nov 1994 08:49:37 GMT",
+                "Sun, -6 Nov 1994 08:49:37 GMT",
+                "Sun, 06 Nov 1994 08:-9:37 GMT",
+        };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++)
+                assert_not_a_date(bad[i]);
+
+        /* Every proper prefix of a valid date is invalid, and only len bytes are read. */
+        static const char *const good[] = { "Sun, 06 Nov 1994 08:49:37 GMT", "Sunday, 06-Nov-94 08:49:37 GMT",
+                                            "Sun Nov  6 08:49:37 1994" };
+        for (size_t i = 0; i < ELEMENTSOF(good); i++)
+                for (size_t n = 0; n < strlen(good[i]); n++) {
+                        time_t t = 42;
+                        assert_int_equal(http_parse_date(good[i], n, NOW_2023, &t), -EINVAL);
+                        assert_int_equal(t, 42);
+                }
+
+        /* A NUL inside. */
+        time_t t;
+        assert_int_equal(http_parse_date("Sun, 06 Nov 1994 08:49:37 GMT\0", 30, NOW_2023, &t), -EINVAL);
+        assert_int_equal(http_parse_date("Sun, 06 Nov 1994\0008:49:37 GMT", 29, NOW_2023, &t), -EINVAL);
+}
+
+static void test_format_head_validators(void **state)
+{
+        char buf[512];
+        HttpResponseHead h = {
+                .status = 206,
+                .minor_version = 1,
+                .keep_alive = true,
+                .has_body_length = true,
+                .content_length = 10,
+                .last_modified = 784111777,
+                .etag = "\"1-2-3\"",
+                .content_range = "bytes 0-9/100",
+        };
+
+        assert_true(http_format_head(&h, buf, sizeof buf) > 0);
+        assert_string_equal(buf, "HTTP/1.1 206 Partial Content\r\n"
+                                 "Content-Length: 10\r\n"
+                                 "Last-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
+                                 "ETag: \"1-2-3\"\r\n"
+                                 "Content-Range: bytes 0-9/100\r\n"
+                                 "\r\n");
+
+        h = (HttpResponseHead){ .status = 200, .minor_version = 1, .keep_alive = true, .has_body_length = true,
+                                .content_length = 100, .etag = "\"1-2-3\"", .accept_ranges = true };
+        assert_true(http_format_head(&h, buf, sizeof buf) > 0);
+        assert_string_equal(buf, "HTTP/1.1 200 OK\r\n"
+                                 "Content-Length: 100\r\n"
+                                 "ETag: \"1-2-3\"\r\n"
+                                 "Accept-Ranges: bytes\r\n"
+                                 "\r\n");
+
+        /* A 304: no Content-Length, no Content-Type, the validators. */
+        h = (HttpResponseHead){ .status = 304, .minor_version = 1, .keep_alive = true,
+                                .last_modified = 784111777, .etag = "\"1-2-3\"" };
+        assert_true(http_format_head(&h, buf, sizeof buf) > 0);
+        assert_string_equal(buf, "HTTP/1.1 304 Not Modified\r\n"
+                                 "Last-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
+                                 "ETag: \"1-2-3\"\r\n"
+                                 "\r\n");
+
+        h = (HttpResponseHead){ .status = 416, .minor_version = 1, .keep_alive = true, .has_body_length = true,
+                                .content_range = "bytes */100" };
+        assert_true(http_format_head(&h, buf, sizeof buf) > 0);
+        assert_string_equal(buf, "HTTP/1.1 416 Range Not Satisfiable\r\n"
+                                 "Content-Length: 0\r\n"
+                                 "Content-Range: bytes */100\r\n"
+                                 "\r\n");
+}
+
 #define REQ_TEST(f) cmocka_unit_test_setup_teardown(f, setup_request, teardown_request)
 
 int main(void)
@@ -1149,6 +2293,27 @@ int main(void)
                 REQ_TEST(test_upgrade_request_then_next),
                 REQ_TEST(test_chunked_body_consumed),
                 REQ_TEST(test_leading_empty_lines),
+                REQ_TEST(test_custom_limits),
+                REQ_TEST(test_content_length_body),
+                REQ_TEST(test_body_split_everywhere),
+                REQ_TEST(test_body_buffer_reuse),
+                REQ_TEST(test_chunked_body),
+                REQ_TEST(test_chunked_trailers),
+                REQ_TEST(test_chunked_bad_framing),
+                REQ_TEST(test_content_length_rules),
+                REQ_TEST(test_transfer_encoding_rules),
+                REQ_TEST(test_connect),
+                REQ_TEST(test_obs_fold),
+                REQ_TEST(test_nul_and_bare_cr),
+                REQ_TEST(test_control_characters),
+                REQ_TEST(test_request_line_strict),
+                REQ_TEST(test_header_value_trimmed),
+                REQ_TEST(test_header_at),
+                REQ_TEST(test_expect_continue),
+                REQ_TEST(test_pipelined_bodies),
+                REQ_TEST(test_keep_alive_round_trip),
+                cmocka_unit_test(test_limits_check),
+                cmocka_unit_test(test_init_free),
                 cmocka_unit_test(test_status_reason),
                 cmocka_unit_test(test_decode_plain),
                 cmocka_unit_test(test_decode_percent),
@@ -1162,6 +2327,15 @@ int main(void)
                 cmocka_unit_test(test_format_head_connection),
                 cmocka_unit_test(test_format_head_no_buffer_space),
                 cmocka_unit_test(test_format_date),
+                cmocka_unit_test(test_format_head_extra_fields),
+                cmocka_unit_test(test_format_head_rejects_injection),
+                cmocka_unit_test(test_path_normalize),
+                cmocka_unit_test(test_parse_date_three_forms),
+                cmocka_unit_test(test_parse_date_round_trip),
+                cmocka_unit_test(test_parse_date_calendar),
+                cmocka_unit_test(test_parse_date_two_digit_years),
+                cmocka_unit_test(test_parse_date_rejects),
+                cmocka_unit_test(test_format_head_validators),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

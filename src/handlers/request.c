@@ -1,0 +1,230 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "common/macro.h"
+#include "handlers/request.h"
+
+/* The public API below is what modules link against: the drover binary exports exactly these symbols
+ * (src/handlers/handler.sym). */
+
+const char *drover_request_method(const drover_request *r)
+{
+        return r->method;
+}
+
+const char *drover_request_path(const drover_request *r, size_t *ret_len)
+{
+        if (ret_len)
+                *ret_len = r->path_len;
+        return r->path;
+}
+
+const char *drover_request_query(const drover_request *r, size_t *ret_len)
+{
+        if (ret_len)
+                *ret_len = r->query ? r->query_len : 0;
+        return r->query;
+}
+
+const char *drover_request_prefix(const drover_request *r, size_t *ret_len)
+{
+        if (ret_len)
+                *ret_len = r->prefix_len;
+        return r->prefix ?: "";
+}
+
+const char *headers_find(const drover_header *h, size_t n, const char *name, size_t *ret_len)
+{
+        size_t len = strlen(name);
+        for (size_t i = 0; i < n; i++)
+                if (h[i].name_len == len && strncasecmp(h[i].name, name, len) == 0) {
+                        if (ret_len)
+                                *ret_len = h[i].value_len;
+                        return h[i].value;
+                }
+        return NULL;
+}
+
+const char *drover_request_header(const drover_request *r, const char *name, size_t *ret_len)
+{
+        return name ? headers_find(r->headers, r->n_headers, name, ret_len) : NULL;
+}
+
+size_t drover_request_header_count(const drover_request *r)
+{
+        return r->n_headers;
+}
+
+int drover_request_header_at(const drover_request *r, size_t i, drover_header *ret)
+{
+        if (i >= r->n_headers || !ret)
+                return -ERANGE;
+        *ret = r->headers[i];
+        return 0;
+}
+
+const void *drover_request_body(const drover_request *r, size_t *ret_len)
+{
+        if (ret_len)
+                *ret_len = r->body ? r->body_len : 0;
+        return r->body_len > 0 ? r->body : NULL;
+}
+
+const char *drover_request_remote_address(const drover_request *r)
+{
+        return r->remote_address ?: "";
+}
+
+const char *drover_request_protocol(const drover_request *r)
+{
+        return r->protocol;
+}
+
+/* ---- response ---- */
+
+void response_init(drover_response *r)
+{
+        *r = (drover_response){ .status = 200, .fd = -EBADF };
+}
+
+void response_reset(drover_response *r)
+{
+        char *headers = r->headers, *body = r->body;
+        size_t hcap = r->headers_cap, bcap = r->body_cap;
+
+        r->fd = safe_close(r->fd);
+        /* A connection keeps modest buffers for its next response; a big one is given back. */
+        if (bcap > 64 * 1024) {
+                free(body);
+                body = NULL;
+                bcap = 0;
+        }
+        *r = (drover_response){ .status = 200, .fd = -EBADF, .headers = headers, .headers_cap = hcap,
+                                .body = body, .body_cap = bcap };
+        if (headers)
+                headers[0] = '\0';
+}
+
+void response_free(drover_response *r)
+{
+        r->fd = safe_close(r->fd);
+        free(r->headers);
+        free(r->body);
+        response_init(r);
+}
+
+uint64_t response_body_length(const drover_response *r)
+{
+        return r->fd >= 0 ? r->fd_length : r->body_len;
+}
+
+const char *response_default_content_type(const drover_response *r)
+{
+        return !r->has_content_type && response_body_length(r) > 0 ? "application/octet-stream" : NULL;
+}
+
+int drover_response_set_status(drover_response *r, unsigned status)
+{
+        if (status < 200 || status > 599)
+                return -EINVAL;
+        r->status = status;
+        return 0;
+}
+
+static bool is_token(const char *s)
+{
+        if (!*s)
+                return false;
+        for (; *s; s++) {
+                char c = *s;
+                if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                      strchr("!#$%&'*+-.^_`|~", c)))
+                        return false;
+        }
+        return true;
+}
+
+static bool is_field_value(const char *s)
+{
+        for (; *s; s++) {
+                unsigned char c = (unsigned char) *s;
+                if ((c < 0x20 && c != '\t') || c == 0x7f)
+                        return false;
+        }
+        return true;
+}
+
+static int grow(char **buf, size_t *cap, size_t need)
+{
+        if (need <= *cap)
+                return 0;
+        size_t n = MAX(*cap * 2, MAX(need, (size_t) 256));
+        char *p = realloc(*buf, n);
+        if (!p)
+                return -ENOMEM;
+        *buf = p;
+        *cap = n;
+        return 0;
+}
+
+int drover_response_add_header(drover_response *r, const char *name, const char *value)
+{
+        static const char *const reserved[] = { "content-length", "transfer-encoding", "connection", "date",
+                                                 "server", "keep-alive", "status" };
+
+        if (!name || !value || !is_token(name) || !is_field_value(value))
+                return -EINVAL;
+        for (size_t i = 0; i < ELEMENTSOF(reserved); i++)
+                if (strcasecmp(name, reserved[i]) == 0)
+                        return -EPERM;
+
+        size_t nl = strlen(name), vl = strlen(value), need = r->headers_len + nl + 2 + vl + 2 + 1;
+        if (need > RESPONSE_HEADERS_MAX)
+                return -E2BIG;
+        int k = grow(&r->headers, &r->headers_cap, need);
+        if (k < 0)
+                return k;
+        char *p = r->headers + r->headers_len;
+        memcpy(p, name, nl);
+        memcpy(p + nl, ": ", 2);
+        memcpy(p + nl + 2, value, vl);
+        memcpy(p + nl + 2 + vl, "\r\n", 3);
+        r->headers_len = need - 1;
+        if (strcasecmp(name, "content-type") == 0)
+                r->has_content_type = true;
+        return 0;
+}
+
+int drover_response_write(drover_response *r, const void *data, size_t len)
+{
+        if (r->fd >= 0)
+                return -EBUSY;
+        if (len == 0)
+                return 0;
+        if (!data || r->body_len + len < len)
+                return -EINVAL;
+        int k = grow(&r->body, &r->body_cap, r->body_len + len);
+        if (k < 0)
+                return k;
+        memcpy(r->body + r->body_len, data, len);
+        r->body_len += len;
+        return 0;
+}
+
+int drover_response_send_fd(drover_response *r, int fd, uint64_t offset, uint64_t length)
+{
+        if (fd < 0)
+                return -EBADF;
+        if (r->body_len > 0 || r->fd >= 0) {
+                safe_close(fd);
+                return -EBUSY;
+        }
+        r->fd = fd;
+        r->fd_offset = offset;
+        r->fd_length = length;
+        return 0;
+}

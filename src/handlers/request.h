@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "drover/handler.h"
+
+/*
+ * The one request model every protocol feeds and every handler reads: HTTP/1.x and SCGI requests are
+ * translated into a drover_request, handlers answer into a drover_response, and the protocol frames that.
+ * Pure: no I/O, no logging. The request only points into the protocol parser's buffers; the response owns
+ * its header block and body.
+ */
+
+struct drover_request {
+        const char *method;
+        const char *path;
+        size_t path_len;
+        const char *query; /* NULL: none */
+        size_t query_len;
+        const char *prefix;
+        size_t prefix_len;
+        const drover_header *headers;
+        size_t n_headers;
+        const char *body;
+        size_t body_len;
+        const char *remote_address;
+        const char *protocol;
+        bool head; /* HEAD: the protocol sends no body, whatever the handler wrote */
+};
+
+#define RESPONSE_HEADERS_MAX 8192U /* bytes of handler-added header lines */
+
+struct drover_response {
+        unsigned status;
+        char *headers; /* "Name: value\r\n" lines, NUL-terminated */
+        size_t headers_len, headers_cap;
+        bool has_content_type;
+        char *body;
+        size_t body_len, body_cap;
+        int fd; /* body from a file, or -EBADF */
+        uint64_t fd_offset, fd_length;
+};
+
+void response_init(drover_response *r);
+/* Frees what the response owns and makes it ready for the next request (keeps small buffers). */
+void response_reset(drover_response *r);
+void response_free(drover_response *r);
+/* The body length the protocol announces: memory or file. */
+uint64_t response_body_length(const drover_response *r);
+/* The Content-Type to announce when the handler set none and there is a body, or NULL. */
+const char *response_default_content_type(const drover_response *r);
+
+/* Case-insensitive header lookup over an array. */
+const char *headers_find(const drover_header *h, size_t n, const char *name, size_t *ret_len);
