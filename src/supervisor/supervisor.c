@@ -672,8 +672,10 @@ static int on_notify(sd_event_source *src, int fd, uint32_t revents, void *userd
 
                 Process *p = process_by_pid(s, cred ? cred->pid : 0);
                 if (!p) {
-                        log_notice("notify socket: dropping a message from process %i, which is not a worker",
-                                   cred ? (int) cred->pid : -1);
+                        /* Also the last words of a worker whose exit was reaped first: not an alarm. */
+                        log_event(LOG_NOTICE, 0, "notify-dropped",
+                                  "notify socket: dropping a message from process %i, which is not a worker",
+                                  cred ? (int) cred->pid : -1);
                         continue;
                 }
                 if ((size_t) n >= sizeof buf - 1 || (mh.msg_flags & MSG_TRUNC) ||
