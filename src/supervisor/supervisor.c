@@ -120,8 +120,9 @@ static int stats_open(Supervisor *s)
         if (is_exec_pool(s))
                 return 0;
         /* Room for every slot's current process and replacement, plus processes still draining after
-         * several quick reloads; a process that finds no free record simply runs without one. */
-        s->stats_capacity = 4 * (size_t) s->n_slots + 16;
+         * several quick reloads, for as many slots as a reload may grow the pool to; a process that finds no
+         * free record simply runs without one. The memfd's pages exist only once touched. */
+        s->stats_capacity = 4 * (size_t) WORKERS_MAX + 16;
         fd = memfd_create("drover-stats", MFD_CLOEXEC);
         if (fd < 0)
                 return negative_errno();
@@ -928,8 +929,9 @@ static void log_problems(const OptionsErrors *errors, const char *prefix)
 /*
  * A reload reads the configuration again: the file and the command line, checked as at start. Anything
  * invalid keeps the running pool and its options. What it cannot change without new sockets or a new slot
- * table is kept as it is, with a warning that it needs a restart: the listening addresses, the number of
- * workers, --exit-idle-time, and switching between built-in and exec workers (refused as a whole).
+ * table is kept as it is, with a warning that it needs a restart: the listening addresses and
+ * --exit-idle-time; switching between built-in and exec workers is refused as a whole. A new number of workers
+ * is applied by reload_resize().
  */
 static int reload_options(Supervisor *s)
 {
@@ -967,16 +969,12 @@ static int reload_options(Supervisor *s)
                 return -EINVAL;
         }
 
-        if (n->workers != old->workers)
-                log_warning("reload: workers: %u -> %u needs a restart; keeping %u workers", old->workers, n->workers,
-                            old->workers);
         if (n->n_listen != old->n_listen || memcmp(n->listen, old->listen, sizeof n->listen[0] * n->n_listen) != 0)
                 log_warning("reload: listen: changed addresses need a restart (the sockets are kept); keeping the "
                             "current ones");
         if (n->exit_idle_usec != old->exit_idle_usec)
                 log_warning("reload: exit-idle-time: a change needs a restart; keeping %llu ms",
                             (unsigned long long) (old->exit_idle_usec / USEC_PER_MSEC));
-        n->workers = old->workers;
         n->n_listen = old->n_listen;
         memcpy(n->listen, old->listen, sizeof n->listen);
         n->listen_origin = NULL; /* may point into old's strings */
@@ -987,13 +985,41 @@ static int reload_options(Supervisor *s)
                 s->exe = exe;
                 s->argv_exec = n->exec_argv;
         }
-        s->ready_needed = MIN(n->ready_workers ?: n->workers, s->n_slots);
         /* Nothing keeps pointers into the old options: processes copied what they need at spawn, sockets
          * were copied at start, and argv_exec was moved above. */
         s->options = TAKE_PTR(n);
         options_done(old);
         free(old);
         return 0;
+}
+
+/* A reload with another number of workers: new slots start with the new generation, slots beyond the new
+ * number stop gracefully (their workers finish what they serve). Slots live in a fixed array, so processes
+ * keep valid pointers to theirs. */
+static void reload_resize(Supervisor *s)
+{
+        unsigned n = s->options->workers, old = s->n_slots;
+
+        s->ready_needed = s->options->ready_workers ?: n;
+        if (n == old)
+                return;
+        log_event(LOG_INFO, 0, "reload-resize", "reload: workers: %u -> %u: %s %u", old, n,
+                  n > old ? "starting" : "stopping", n > old ? n - old : old - n);
+        for (unsigned i = n; i < old; i++) {
+                WorkerSlot *w = &s->slots[i];
+                w->respawn_timer = sd_event_source_disable_unref(w->respawn_timer);
+                Process *procs[2] = { w->current, w->replacement };
+                for (size_t k = 0; k < ELEMENTSOF(procs); k++)
+                        if (procs[k]) {
+                                process_detach(procs[k]);
+                                process_stop(procs[k]);
+                        }
+        }
+        s->n_slots = n;
+        for (unsigned i = old; i < n; i++) {
+                s->slots[i] = (WorkerSlot){ .supervisor = s, .index = i };
+                slot_start(&s->slots[i]);
+        }
 }
 
 static void reload_begin(Supervisor *s)
@@ -1014,6 +1040,7 @@ static void reload_begin(Supervisor *s)
         s->reloading = true;
         s->generation++;
         s->reload_slot = 0;
+        reload_resize(s);
         reload_advance(s);
 }
 
@@ -1111,7 +1138,7 @@ static void supervisor_done(Supervisor *s)
                 (void) kill(p->pid, SIGKILL);
                 process_free(p);
         }
-        for (unsigned i = 0; s->slots && i < s->n_slots; i++)
+        for (unsigned i = 0; s->slots && i < WORKERS_MAX; i++)
                 sd_event_source_unref(s->slots[i].respawn_timer);
         free(s->slots);
         sd_event_source_unref(s->idle_timer);
@@ -1177,7 +1204,8 @@ int supervisor_main(Options *o, const OptionsSource *source)
         s.envp = spawn_base_environment();
         s.n_slots = o->workers;
         s.ready_needed = o->ready_workers ?: o->workers;
-        s.slots = calloc(s.n_slots, sizeof *s.slots);
+        s.slots = calloc(WORKERS_MAX, sizeof *s.slots); /* fixed: processes point to their slot; a reload may
+                                                          * grow the pool */
         if (!s.fdnames || !s.exe || !s.envp || !s.slots) {
                 log_error_errno(ENOMEM, "%m");
                 goto finish;
