@@ -6,6 +6,7 @@
 #include <sysexits.h>
 #include <unistd.h>
 
+#include "common/macro.h"
 #include "common/options.h"
 #include "config.h"
 #include "supervisor/supervisor.h"
@@ -23,13 +24,21 @@ static void print_problems(const OptionsErrors *errors)
                 fputs("drover: ... and more problems\n", stderr);
 }
 
+static void options_freep(Options **o)
+{
+        if (*o) {
+                options_done(*o);
+                free(*o);
+        }
+}
+
 int main(int argc, char *argv[])
 {
         static OptionsErrors errors; /* large: keep it off the stack */
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
         /* The supervisor re-reads the same source on SIGHUP: it must live as long as the process. */
         static OptionsSource src;
-        Options *o;
+        _cleanup_(options_freep) Options *o = NULL;
         int r;
 
         src = (OptionsSource){
@@ -73,5 +82,5 @@ int main(int argc, char *argv[])
         }
         if (o->worker_mode)
                 return worker_main(o);
-        return supervisor_main(o, &src);
+        return supervisor_main(TAKE_PTR(o), &src);
 }
