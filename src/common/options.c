@@ -555,8 +555,10 @@ static int load_file(LoadState *st, const char *path, bool explicit)
         if (!r.f) {
                 if (errno == ENOENT && !explicit)
                         return 0; /* no default file: the built-in defaults */
-                options_error(st->errors, "%s: invalid value '%s': %m; expected a readable configuration file",
-                              explicit ? options_label(NULL, "config", lbuf, sizeof lbuf) : "configuration file",
+                int e = errno; /* for %m, whatever the label's formatting does */
+                const char *label = explicit ? options_label(NULL, "config", lbuf, sizeof lbuf) : "configuration file";
+                errno = e;
+                options_error(st->errors, "%s: invalid value '%s': %m; expected a readable configuration file", label,
                               path);
                 return -ERANGE;
         }

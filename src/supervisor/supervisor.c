@@ -329,8 +329,7 @@ static void process_stop(Process *p)
         /* A stopping worker still pings, but its deadline is now the graceful timeout. */
         if (p->watchdog_timer)
                 (void) sd_event_source_set_enabled(p->watchdog_timer, SD_EVENT_OFF);
-        (void) arm_timer(s, &p->kill_timer, p->graceful_usec + KILL_MARGIN_USEC, on_process_kill,
-                         p);
+        (void) arm_timer(s, &p->kill_timer, p->graceful_usec + KILL_MARGIN_USEC, on_process_kill, p);
 }
 
 static void process_detach(Process *p)
@@ -893,10 +892,13 @@ int supervisor_check(const Options *o, OptionsErrors *errors)
 
         const char *root = o->root ?: DROVER_DEFAULT_ROOT;
         _cleanup_close_ int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0)
-                options_error(errors, "%s: invalid value '%s'%s: %m; expected a readable directory",
-                              options_label(o->root_origin, "root", lbuf, sizeof lbuf), root,
+        if (fd < 0) {
+                int e = errno; /* for %m, whatever the label's formatting does */
+                const char *label = options_label(o->root_origin, "root", lbuf, sizeof lbuf);
+                errno = e;
+                options_error(errors, "%s: invalid value '%s'%s: %m; expected a readable directory", label, root,
                               o->root ? "" : " (the default site)");
+        }
 
         /* A module that cannot be loaded would make every worker fail to start: say so now, once. The workers
          * load them again after exec (a reload picks up new files). */
