@@ -1,13 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
-#include <limits.h>
 #include <getopt.h>
+#include <ini.h>
+#include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/macro.h"
 #include "common/options.h"
+#include "config.h"
 
 enum {
         ARG_VERSION = 0x100,
@@ -31,6 +34,9 @@ enum {
         ARG_MAX_BODY_SIZE,
         ARG_MAX_CONNECTIONS,
         ARG_KEEPALIVE_REQUESTS,
+        ARG_CONFIG,
+        ARG_CHECK_CONFIG,
+        ARG_EXEC, /* the file's exec=, no command-line option: there it is "-- COMMAND" */
 };
 
 static const struct option long_options[] = {
@@ -58,6 +64,8 @@ static const struct option long_options[] = {
         { "max-body-size", required_argument, NULL, ARG_MAX_BODY_SIZE },
         { "max-connections", required_argument, NULL, ARG_MAX_CONNECTIONS },
         { "keepalive-requests", required_argument, NULL, ARG_KEEPALIVE_REQUESTS },
+        { "config", required_argument, NULL, ARG_CONFIG },
+        { "check-config", no_argument, NULL, ARG_CHECK_CONFIG },
         { "worker", required_argument, NULL, ARG_WORKER },
         {},
 };
@@ -93,21 +101,493 @@ const char options_usage[] =
         "      --exit-idle-time=TIME  exit when no connection arrived for TIME (default 0: never)\n"
         "      --ready-workers=N      workers that must be ready before READY=1 (default: all)\n"
         "      --exec-ready=started|notify  when an exec worker counts as ready (default: started)\n"
+        "      --config=FILE          the configuration file (default: " DROVER_CONFIG_FILE " if it exists);\n"
+        "                             keys are these long option names; the command line overrides it\n"
+        "      --check-config         check the configuration and the command line, print 'ok' or every\n"
+        "                             problem (exit 78), and exit without serving\n"
         "  -h, --help                 show this help\n"
         "      --version              show the version\n";
 
 #define DURATION_ALLOWED "expected a duration such as 500ms, 10s, 2min or 1h (a bare number is seconds)"
 
-#define FAIL(code, ...)                                                                                         \
+/* The state of one load: the options being built, where values come from, what the cross checks need. */
+typedef struct LoadState {
+        Options *o;
+        OptionsErrors *errors;
+        const char *file; /* the configuration file being read; NULL on the command line */
+        unsigned line;
+        const char *key;  /* the key of the line being applied (the file) */
+        bool line_handled;
+        bool line_pending; /* a line that must reach the handler (not blank, comment or section) */
+        const char *reported_section;
+        bool cmdline_listen, cmdline_handler; /* the command line replaces the file's lists */
+        const char *exit_idle_arg, *exec_ready_arg;
+        const char *ready_origin, *exit_idle_origin, *exec_ready_origin;
+} LoadState;
+
+void options_error(OptionsErrors *e, const char *format, ...)
+{
+        char msg[4608];
+        size_t k = 0;
+        va_list ap;
+
+        e->n++;
+        if (e->truncated)
+                return;
+        va_start(ap, format);
+        (void) vsnprintf(msg, sizeof msg, format, ap);
+        va_end(ap);
+
+        /* One problem, one line: control characters in values are escaped. */
+        for (const char *p = msg; *p; p++) {
+                char esc[8];
+                unsigned char ch = (unsigned char) *p;
+                if (ch == '\n')
+                        strcpy(esc, "\\n");
+                else if (ch == '\t')
+                        strcpy(esc, "\\t");
+                else if (ch < 0x20 || ch == 0x7f)
+                        snprintf(esc, sizeof esc, "\\x%02x", ch);
+                else {
+                        esc[0] = (char) ch;
+                        esc[1] = '\0';
+                }
+                size_t n = strlen(esc);
+                if (e->len + k + n + 2 > sizeof e->text) {
+                        e->truncated = true;
+                        e->text[e->len] = '\0'; /* keep only whole lines */
+                        return;
+                }
+                memcpy(e->text + e->len + k, esc, n);
+                k += n;
+        }
+        e->len += k;
+        e->text[e->len++] = '\n';
+        e->text[e->len] = '\0';
+}
+
+const char *options_label(const char *origin, const char *option, char *buf, size_t size)
+{
+        if (origin)
+                return origin;
+        snprintf(buf, size, "--%s", option);
+        return buf;
+}
+
+static char *own(Options *o, char *p)
+{
+        if (!p)
+                return NULL;
+        if (o->n_owned >= o->n_owned_allocated) {
+                size_t n = o->n_owned_allocated ? 2 * o->n_owned_allocated : 16;
+                char **l = realloc(o->owned, n * sizeof *l);
+                if (!l) {
+                        free(p);
+                        return NULL;
+                }
+                o->owned = l;
+                o->n_owned_allocated = n;
+        }
+        o->owned[o->n_owned++] = p;
+        return p;
+}
+
+void options_done(Options *o)
+{
+        for (size_t i = 0; i < o->n_owned; i++)
+                free(o->owned[i]);
+        free(o->owned);
+        o->owned = NULL;
+        o->n_owned = o->n_owned_allocated = 0;
+}
+
+/* Where the value being applied comes from: an owned "FILE:LINE: key", or NULL for the command line. */
+static const char *current_origin(LoadState *st)
+{
+        char *s;
+        if (!st->file)
+                return NULL;
+        if (asprintf(&s, "%s:%u: %s", st->file, st->line, st->key) < 0)
+                return NULL;
+        return own(st->o, s);
+}
+
+#define FAIL(...)                                                                                               \
         do {                                                                                                    \
-                snprintf(err, errlen, __VA_ARGS__);                                                             \
-                return (code);                                                                                  \
+                options_error(st->errors, __VA_ARGS__);                                                         \
+                return -ERANGE;                                                                                 \
         } while (0)
 
-int options_parse(int argc, char *argv[], unsigned default_workers, Options *ret, char *err, size_t errlen)
+static const char *option_name(int id)
 {
+        for (const struct option *lo = long_options; lo->name; lo++)
+                if (lo->val == id)
+                        return lo->name;
+        return "?";
+}
+
+/* Applies one option, by its id, to st->o: the single place where values are checked, for the command line
+ * and the configuration file alike. The label in messages is "--name" or "FILE:LINE: name". */
+static int option_apply(LoadState *st, int id, const char *value)
+{
+        Options *o = st->o;
+        const char *name = option_name(id);
+        char lbuf[64];
+        const char *origin = current_origin(st);
+        const char *label = st->file ? (origin ?: name) : options_label(NULL, name, lbuf, sizeof lbuf);
+        unsigned u;
+        uint64_t v;
+
+        switch (id) {
+        case 'w':
+                if (parse_unsigned(value, 1, WORKERS_MAX, &o->workers) < 0)
+                        FAIL("%s: invalid value '%s': expected a whole number from 1 to %u", label, value,
+                             WORKERS_MAX);
+                break;
+        case 'l':
+                if (!st->file && !st->cmdline_listen) {
+                        /* The command line's addresses replace the file's. */
+                        st->cmdline_listen = true;
+                        o->n_listen = 0;
+                }
+                if (o->n_listen >= LISTEN_MAX)
+                        FAIL("%s: too many addresses: at most %u are allowed", label, LISTEN_MAX);
+                if (parse_listen_address(value, &o->listen[o->n_listen]) < 0)
+                        FAIL("%s: invalid value '%s': expected [http:|scgi:]IPV4:PORT, [http:|scgi:][IPV6]:PORT or "
+                             "[http:|scgi:]/absolute/path", label, value);
+                if (o->n_listen == 0)
+                        o->listen_origin = origin;
+                o->n_listen++;
+                break;
+        case 'r':
+                if (!*value)
+                        FAIL("%s: invalid value '': expected a directory", label);
+                o->root = value;
+                o->root_origin = origin;
+                break;
+        case 'h':
+                o->help = true;
+                break;
+        case ARG_VERSION:
+                o->version = true;
+                break;
+        case ARG_CONFIG:
+                if (!*value)
+                        FAIL("%s: invalid value '': expected a file", label);
+                o->config = value;
+                break;
+        case ARG_CHECK_CONFIG:
+                o->check_config = true;
+                break;
+        case ARG_WORKER_WATCHDOG:
+                if (parse_duration(value, &v) < 0)
+                        FAIL("%s: invalid value '%s': " DURATION_ALLOWED, label, value);
+                if (v > 0 && v < 10 * USEC_PER_MSEC)
+                        FAIL("%s: invalid value '%s': expected 0 (off) or at least 10ms", label, value);
+                o->worker_watchdog_usec = v;
+                o->worker_watchdog_set = true;
+                break;
+        case ARG_GRACEFUL_TIMEOUT:
+                if (parse_duration(value, &o->graceful_timeout_usec) < 0)
+                        FAIL("%s: invalid value '%s': " DURATION_ALLOWED, label, value);
+                break;
+        case ARG_EXIT_IDLE_TIME:
+                if (parse_duration(value, &o->exit_idle_usec) < 0)
+                        FAIL("%s: invalid value '%s': " DURATION_ALLOWED, label, value);
+                st->exit_idle_arg = value;
+                st->exit_idle_origin = origin;
+                break;
+        case ARG_MAX_REQUESTS:
+        case ARG_MAX_REQUESTS_JITTER: {
+                unsigned long long n;
+                char *end;
+                errno = 0;
+                n = strtoull(value, &end, 10);
+                if (*value < '0' || *value > '9' || *end || errno || n > (1ULL << 48))
+                        FAIL("%s: invalid value '%s': expected a whole number from 0 to %llu", label, value,
+                             1ULL << 48);
+                *(id == ARG_MAX_REQUESTS ? &o->max_requests : &o->max_requests_jitter) = n;
+                break;
+        }
+        case ARG_READY_WORKERS:
+                if (parse_unsigned(value, 1, WORKERS_MAX, &u) < 0)
+                        FAIL("%s: invalid value '%s': expected a whole number from 1 to the number of workers", label,
+                             value);
+                o->ready_workers = u;
+                st->ready_origin = origin;
+                break;
+        case ARG_EXEC_READY:
+                if (streq(value, "started"))
+                        o->exec_ready = EXEC_READY_STARTED;
+                else if (streq(value, "notify"))
+                        o->exec_ready = EXEC_READY_NOTIFY;
+                else
+                        FAIL("%s: invalid value '%s': expected 'started' or 'notify'", label, value);
+                st->exec_ready_arg = value;
+                st->exec_ready_origin = origin;
+                break;
+        case ARG_EXEC: {
+                /* The file's way of saying "-- COMMAND ARG...": split on blanks, no quoting. */
+                char *copy = own(o, strdup(value)), **argv;
+                size_t n = 0;
+                if (!copy)
+                        FAIL("%s: out of memory", label);
+                argv = (char **) own(o, calloc(strlen(copy) / 2 + 2, sizeof(char *)));
+                if (!argv)
+                        FAIL("%s: out of memory", label);
+                for (char *tok = strtok(copy, " \t"); tok; tok = strtok(NULL, " \t"))
+                        argv[n++] = tok;
+                if (n == 0)
+                        FAIL("%s: invalid value '': expected a command and its arguments, separated by blanks", label);
+                o->exec_argv = argv;
+                o->exec_origin = origin;
+                break;
+        }
+        case ARG_HANDLER: {
+                HandlerSpec *h = &o->handlers[o->n_handlers];
+                const char *path = value;
+                if (!st->file && !st->cmdline_handler) {
+                        st->cmdline_handler = true;
+                        o->n_handlers = 0;
+                        h = &o->handlers[0];
+                }
+                if (o->n_handlers >= HANDLERS_MAX)
+                        FAIL("%s: too many modules: at most %u are allowed", label, HANDLERS_MAX);
+                *h = (HandlerSpec){};
+                if (value[0] == '/' && strchr(value, '=')) {
+                        size_t n = (size_t) (strchr(value, '=') - value);
+                        while (n > 1 && value[n - 1] == '/')
+                                n--; /* "/app/" means "/app" */
+                        if (n >= sizeof h->prefix || memchr(value, '?', n) || memchr(value, '%', n))
+                                FAIL("%s: invalid value '%s': expected [/PREFIX=]MODULE.so with a plain path of at "
+                                     "most %u bytes as PREFIX", label, value, HANDLER_PREFIX_MAX - 1);
+                        if (!(n == 1 && value[0] == '/')) /* "/" is every request: "" */
+                                memcpy(h->prefix, value, n);
+                        path = strchr(value, '=') + 1;
+                }
+                if (!*path)
+                        FAIL("%s: invalid value '%s': expected [/PREFIX=]MODULE.so", label, value);
+                for (size_t i = 0; i < o->n_handlers; i++)
+                        if (streq(o->handlers[i].prefix, h->prefix))
+                                FAIL("%s: invalid value '%s': prefix '%s' already has a module ('%s'); expected one "
+                                     "module per prefix", label, value, h->prefix[0] ? h->prefix : "/",
+                                     o->handlers[i].path);
+                h->path = path;
+                o->handler_origin[o->n_handlers] = origin;
+                o->n_handlers++;
+                break;
+        }
+        case ARG_SERVER_HEADER:
+                for (const char *p = value; *p; p++)
+                        if ((unsigned char) *p < 0x20 || *p == 0x7f)
+                                FAIL("%s: invalid value '%s': expected printable text, or '' for no Server header",
+                                     label, value);
+                if (strlen(value) > 128)
+                        FAIL("%s: invalid value '%s': expected at most 128 bytes", label, value);
+                o->server_header = value;
+                break;
+        case ARG_HEADER_TIMEOUT:
+        case ARG_KEEPALIVE_TIMEOUT:
+        case ARG_BODY_TIMEOUT:
+        case ARG_WRITE_TIMEOUT:
+                if (parse_duration(value, &v) < 0 || v < USEC_PER_MSEC)
+                        FAIL("%s: invalid value '%s': expected a duration of at least 1ms such as 500ms, 10s or 2min "
+                             "(a bare number is seconds)", label, value);
+                *(id == ARG_HEADER_TIMEOUT      ? &o->header_timeout_usec
+                  : id == ARG_KEEPALIVE_TIMEOUT ? &o->keepalive_timeout_usec
+                  : id == ARG_BODY_TIMEOUT      ? &o->body_timeout_usec
+                                                : &o->write_timeout_usec) = v;
+                break;
+        case ARG_MAX_REQUEST_LINE:
+                if (parse_size(value, MAX_REQUEST_LINE_CAP, &v) < 0 || v < 16)
+                        FAIL("%s: invalid value '%s': expected a size from 16 to %uK", label, value,
+                             MAX_REQUEST_LINE_CAP / 1024);
+                o->max_request_line = (unsigned) v;
+                break;
+        case ARG_MAX_HEADER_SIZE:
+                if (parse_size(value, MAX_HEADER_SIZE_CAP, &v) < 0 || v < 256)
+                        FAIL("%s: invalid value '%s': expected a size from 256 to %uM", label, value,
+                             MAX_HEADER_SIZE_CAP / (1024 * 1024));
+                o->max_header_size = (unsigned) v;
+                break;
+        case ARG_MAX_HEADERS:
+                if (parse_unsigned(value, 1, MAX_HEADERS_CAP, &o->max_headers) < 0)
+                        FAIL("%s: invalid value '%s': expected a whole number from 1 to %u", label, value,
+                             MAX_HEADERS_CAP);
+                break;
+        case ARG_MAX_BODY_SIZE:
+                if (parse_size(value, MAX_BODY_SIZE_CAP, &o->max_body_size) < 0)
+                        FAIL("%s: invalid value '%s': expected a size from 0 to 1T, such as 512K or 10M", label,
+                             value);
+                break;
+        case ARG_MAX_CONNECTIONS:
+                if (parse_unsigned(value, 1, MAX_CONNECTIONS_CAP, &o->max_connections) < 0)
+                        FAIL("%s: invalid value '%s': expected a whole number from 1 to %u", label, value,
+                             MAX_CONNECTIONS_CAP);
+                break;
+        case ARG_KEEPALIVE_REQUESTS:
+                if (parse_unsigned(value, 0, UINT_MAX, &o->keepalive_requests) < 0)
+                        FAIL("%s: invalid value '%s': expected a whole number (0: no limit)", label, value);
+                break;
+        case ARG_WORKER:
+                if (parse_unsigned(value, 0, WORKERS_MAX - 1, &o->worker_slot) < 0)
+                        FAIL("%s: invalid value '%s': expected a slot from 0 to %u", label, value, WORKERS_MAX - 1);
+                o->worker_mode = true;
+                break;
+        default:
+                FAIL("%s: unsupported option", label);
+        }
+        return 0;
+}
+
+/* ---- the configuration file ------------------------------------------------------------------------- */
+
+/* Keys of the file: the long options that take a value, except those about the command line itself. */
+static int file_key(const char *name)
+{
+        if (streq(name, "exec"))
+                return ARG_EXEC;
+        for (const struct option *lo = long_options; lo->name; lo++)
+                if (streq(lo->name, name) && lo->has_arg == required_argument && lo->val != ARG_WORKER &&
+                    lo->val != ARG_CONFIG)
+                        return lo->val;
+        return -1;
+}
+
+typedef struct Reader {
+        FILE *f;
+        LoadState *st;
+        char *buf;
+        size_t allocated;
+        bool indented; /* the line read last starts with a blank */
+} Reader;
+
+static void check_pending_line(LoadState *st)
+{
+        if (st->line_pending && !st->line_handled)
+                options_error(st->errors, "%s:%u: syntax error: expected 'key = value', a [drover] section header or "
+                              "a comment (# or ;)", st->file, st->line);
+        st->line_pending = false;
+}
+
+/* inih's reader, one line per call: it counts lines (inih's own count is not passed to the handler in
+ * Debian's build), rejects lines too long for inih's buffer instead of letting it split them, and notes lines
+ * that must reach the handler, so that every malformed line is reported, not only the first. */
+static char *reader_next(char *str, int num, void *stream)
+{
+        Reader *r = stream;
+        LoadState *st = r->st;
+        ssize_t n;
+
+        check_pending_line(st);
+        n = getline(&r->buf, &r->allocated, r->f);
+        if (n < 0)
+                return NULL;
+        st->line++;
+        st->line_handled = false;
+        if (n >= num) {
+                options_error(st->errors, "%s:%u: line too long: at most %d bytes are allowed", st->file, st->line,
+                              num - 2);
+                strcpy(str, "\n");
+                return str;
+        }
+        memcpy(str, r->buf, (size_t) n + 1);
+        r->indented = r->buf[0] == ' ' || r->buf[0] == '\t';
+        const char *p = r->buf + strspn(r->buf, " \t\r\n");
+        if (st->line == 1 && strneq(p, "\xEF\xBB\xBF", 3))
+                p += 3;
+        st->line_pending = *p && *p != '#' && *p != ';' && !(*p == '[' && strchr(p, ']'));
+        return str;
+}
+
+static int on_ini_value(void *user, const char *section, const char *name, const char *value)
+{
+        Reader *r = user;
+        LoadState *st = r->st;
+        Options *o = st->o;
+        char *v;
+        int id;
+
+        st->line_handled = true;
+        st->key = name;
+        if (r->indented) {
+                /* With inih's multi-line support an indented line continues the previous key: say so rather
+                 * than append to it. */
+                const char *p = r->buf + strspn(r->buf, " \t");
+                size_t k = strlen(name);
+                if (!strneq(p, name, k) || p[k + strspn(p + k, " \t")] != '=') {
+                        options_error(st->errors, "%s:%u: indented line: continuation lines are not supported; "
+                                      "expected 'key = value' at the start of the line", st->file, st->line);
+                        return 1;
+                }
+        }
+        if (*section && !streq(section, "drover")) {
+                if (!st->reported_section || !streq(st->reported_section, section)) {
+                        st->reported_section = own(o, strdup(section));
+                        options_error(st->errors, "%s:%u: unknown section [%s]: expected [drover] (or keys before "
+                                      "any section)", st->file, st->line, section);
+                }
+                return 1;
+        }
+        id = file_key(name);
+        if (id < 0) {
+                options_error(st->errors, "%s:%u: unknown key '%s': expected one of the long option names of "
+                              "drover --help (such as workers, root, listen, handler, exec)", st->file, st->line,
+                              name);
+                return 1;
+        }
+        v = own(o, strdup(value));
+        if (!v) {
+                options_error(st->errors, "%s:%u: %s: out of memory", st->file, st->line, name);
+                return 1;
+        }
+        (void) option_apply(st, id, v);
+        return 1; /* carry on: every problem is reported */
+}
+
+static int load_file(LoadState *st, const char *path, bool explicit)
+{
+        Reader r = { .st = st };
+        char lbuf[64];
+        int k;
+
+        r.f = fopen(path, "re");
+        if (!r.f) {
+                if (errno == ENOENT && !explicit)
+                        return 0; /* no default file: the built-in defaults */
+                int e = errno; /* for %m, whatever the label's formatting does */
+                const char *label = explicit ? options_label(NULL, "config", lbuf, sizeof lbuf) : "configuration file";
+                errno = e;
+                options_error(st->errors, "%s: invalid value '%s': %m; expected a readable configuration file", label,
+                              path);
+                return -ERANGE;
+        }
+        st->file = path;
+        st->line = 0;
+        k = ini_parse_stream(reader_next, &r, on_ini_value, &r);
+        check_pending_line(st);
+        if (k < 0)
+                options_error(st->errors, "%s: cannot parse: out of memory", path);
+        fclose(r.f);
+        free(r.buf);
+        st->file = NULL;
+        st->key = NULL;
+        return 0;
+}
+
+/* ---- loading ----------------------------------------------------------------------------------------- */
+
+typedef struct CommandArg {
+        int id;
+        const char *value;
+} CommandArg;
+
+int options_load(const OptionsSource *src, Options *ret, OptionsErrors *errors)
+{
+        int argc = src->argc;
+        char **argv = src->argv;
         Options o = {
-                .workers = default_workers,
+                .workers = src->default_workers,
                 .worker_watchdog_usec = WORKER_WATCHDOG_DEFAULT_USEC,
                 .graceful_timeout_usec = GRACEFUL_TIMEOUT_DEFAULT_USEC,
                 .header_timeout_usec = HEADER_TIMEOUT_DEFAULT_USEC,
@@ -122,228 +602,128 @@ int options_parse(int argc, char *argv[], unsigned default_workers, Options *ret
                 .keepalive_requests = KEEPALIVE_REQUESTS_DEFAULT,
                 .server_header = "drover",
         };
-        unsigned u;
-        uint64_t v;
-        int c;
+        LoadState st = { .o = &o, .errors = errors };
+        _cleanup_free_ CommandArg *args = NULL;
+        const char *last_value = NULL, *config = NULL;
+        char **cmdline_exec = NULL;
+        size_t n_args = 0;
+        bool skip_file = false;
+        char lbuf[64];
+        int c, r = 0;
 
-        const char *last_value = NULL, *exit_idle_arg = NULL, *exec_ready_arg = NULL;
+        *errors = (OptionsErrors){};
+        args = calloc((size_t) argc + 1, sizeof *args);
+        if (!args) {
+                options_error(errors, "out of memory");
+                *ret = o;
+                return -ENOMEM;
+        }
 
-        optind = 0; /* full re-initialisation, so the parser can run more than once (tests) */
+        /* First the command line's syntax, remembering each option: the file comes first, but which file,
+         * and whether to read one, is said on the command line. */
+        optind = 0; /* full re-initialisation, so the parser can run more than once (tests, reload) */
         opterr = 0;
         while ((c = getopt_long(argc, argv, "+:w:l:r:h", long_options, NULL)) >= 0) {
                 last_value = optarg;
                 switch (c) {
-                case 'w':
-                        if (parse_unsigned(optarg, 1, WORKERS_MAX, &o.workers) < 0)
-                                FAIL(-ERANGE, "--workers: invalid value '%s': expected a whole number from 1 to %u",
-                                     optarg, WORKERS_MAX);
-                        break;
-                case 'l':
-                        if (o.n_listen >= LISTEN_MAX)
-                                FAIL(-ERANGE, "--listen: too many addresses: at most %u are allowed", LISTEN_MAX);
-                        if (parse_listen_address(optarg, &o.listen[o.n_listen]) < 0)
-                                FAIL(-ERANGE,
-                                     "--listen: invalid value '%s': expected [http:|scgi:]IPV4:PORT, "
-                                     "[http:|scgi:][IPV6]:PORT or [http:|scgi:]/absolute/path",
-                                     optarg);
-                        o.n_listen++;
-                        break;
-                case 'r':
-                        if (!*optarg)
-                                FAIL(-ERANGE, "--root: invalid value '': expected a directory");
-                        o.root = optarg;
-                        break;
-                case 'h':
-                        o.help = true;
-                        break;
-                case ARG_VERSION:
-                        o.version = true;
-                        break;
-                case ARG_WORKER_WATCHDOG:
-                        if (parse_duration(optarg, &o.worker_watchdog_usec) < 0)
-                                FAIL(-ERANGE, "--worker-watchdog: invalid value '%s': " DURATION_ALLOWED, optarg);
-                        if (o.worker_watchdog_usec > 0 && o.worker_watchdog_usec < 10 * USEC_PER_MSEC)
-                                FAIL(-ERANGE, "--worker-watchdog: invalid value '%s': expected 0 (off) or at least 10ms",
-                                     optarg);
-                        o.worker_watchdog_set = true;
-                        break;
-                case ARG_GRACEFUL_TIMEOUT:
-                        if (parse_duration(optarg, &o.graceful_timeout_usec) < 0)
-                                FAIL(-ERANGE, "--graceful-timeout: invalid value '%s': " DURATION_ALLOWED, optarg);
-                        break;
-                case ARG_EXIT_IDLE_TIME:
-                        if (parse_duration(optarg, &o.exit_idle_usec) < 0)
-                                FAIL(-ERANGE, "--exit-idle-time: invalid value '%s': " DURATION_ALLOWED, optarg);
-                        exit_idle_arg = optarg;
-                        break;
-                case ARG_MAX_REQUESTS:
-                case ARG_MAX_REQUESTS_JITTER: {
-                        const char *name = c == ARG_MAX_REQUESTS ? "--max-requests" : "--max-requests-jitter";
-                        unsigned long long n;
-                        char *end;
-                        errno = 0;
-                        n = strtoull(optarg, &end, 10);
-                        if (*optarg < '0' || *optarg > '9' || *end || errno || n > (1ULL << 48))
-                                FAIL(-ERANGE, "%s: invalid value '%s': expected a whole number from 0 to %llu", name,
-                                     optarg, 1ULL << 48);
-                        *(c == ARG_MAX_REQUESTS ? &o.max_requests : &o.max_requests_jitter) = n;
-                        break;
-                }
-                case ARG_READY_WORKERS:
-                        if (parse_unsigned(optarg, 1, WORKERS_MAX, &u) < 0)
-                                FAIL(-ERANGE, "--ready-workers: invalid value '%s': expected a whole number from 1 to "
-                                     "the number of workers", optarg);
-                        o.ready_workers = u;
-                        break;
-                case ARG_EXEC_READY:
-                        if (streq(optarg, "started"))
-                                o.exec_ready = EXEC_READY_STARTED;
-                        else if (streq(optarg, "notify"))
-                                o.exec_ready = EXEC_READY_NOTIFY;
-                        else
-                                FAIL(-ERANGE, "--exec-ready: invalid value '%s': expected 'started' or 'notify'",
-                                     optarg);
-                        exec_ready_arg = optarg;
-                        break;
-                case ARG_HANDLER: {
-                        HandlerSpec *h = &o.handlers[o.n_handlers];
-                        const char *path = optarg;
-                        if (o.n_handlers >= HANDLERS_MAX)
-                                FAIL(-ERANGE, "--handler: too many modules: at most %u are allowed", HANDLERS_MAX);
-                        *h = (HandlerSpec){};
-                        if (optarg[0] == '/' && strchr(optarg, '=')) {
-                                size_t n = (size_t) (strchr(optarg, '=') - optarg);
-                                while (n > 1 && optarg[n - 1] == '/')
-                                        n--; /* "/app/" means "/app" */
-                                if (n >= sizeof h->prefix || memchr(optarg, '?', n) || memchr(optarg, '%', n))
-                                        FAIL(-ERANGE, "--handler: invalid value '%s': expected [/PREFIX=]MODULE.so "
-                                             "with a plain path of at most %u bytes as PREFIX", optarg,
-                                             HANDLER_PREFIX_MAX - 1);
-                                if (!(n == 1 && optarg[0] == '/')) /* "/" is every request: "" */
-                                        memcpy(h->prefix, optarg, n);
-                                path = strchr(optarg, '=') + 1;
-                        }
-                        if (!*path)
-                                FAIL(-ERANGE, "--handler: invalid value '%s': expected [/PREFIX=]MODULE.so", optarg);
-                        for (size_t i = 0; i < o.n_handlers; i++)
-                                if (streq(o.handlers[i].prefix, h->prefix))
-                                        FAIL(-ERANGE, "--handler: invalid value '%s': prefix '%s' already has a "
-                                             "module ('%s'); expected one module per prefix", optarg,
-                                             h->prefix[0] ? h->prefix : "/", o.handlers[i].path);
-                        h->path = path;
-                        o.n_handlers++;
-                        break;
-                }
-                case ARG_SERVER_HEADER:
-                        for (const char *p = optarg; *p; p++)
-                                if ((unsigned char) *p < 0x20 || *p == 0x7f)
-                                        FAIL(-ERANGE, "--server-header: invalid value '%s': expected printable text, "
-                                             "or '' for no Server header", optarg);
-                        if (strlen(optarg) > 128)
-                                FAIL(-ERANGE, "--server-header: invalid value '%s': expected at most 128 bytes",
-                                     optarg);
-                        o.server_header = optarg;
-                        break;
-                case ARG_HEADER_TIMEOUT:
-                case ARG_KEEPALIVE_TIMEOUT:
-                case ARG_BODY_TIMEOUT:
-                case ARG_WRITE_TIMEOUT: {
-                        const char *name = c == ARG_HEADER_TIMEOUT      ? "--header-timeout"
-                                           : c == ARG_KEEPALIVE_TIMEOUT ? "--keepalive-timeout"
-                                           : c == ARG_BODY_TIMEOUT      ? "--body-timeout"
-                                                                        : "--write-timeout";
-                        if (parse_duration(optarg, &v) < 0 || v < USEC_PER_MSEC)
-                                FAIL(-ERANGE, "%s: invalid value '%s': expected a duration of at least 1ms such as "
-                                     "500ms, 10s or 2min (a bare number is seconds)", name, optarg);
-                        *(c == ARG_HEADER_TIMEOUT      ? &o.header_timeout_usec
-                          : c == ARG_KEEPALIVE_TIMEOUT ? &o.keepalive_timeout_usec
-                          : c == ARG_BODY_TIMEOUT      ? &o.body_timeout_usec
-                                                       : &o.write_timeout_usec) = v;
-                        break;
-                }
-                case ARG_MAX_REQUEST_LINE:
-                        if (parse_size(optarg, MAX_REQUEST_LINE_CAP, &v) < 0 || v < 16)
-                                FAIL(-ERANGE, "--max-request-line: invalid value '%s': expected a size from 16 to %uK",
-                                     optarg, MAX_REQUEST_LINE_CAP / 1024);
-                        o.max_request_line = (unsigned) v;
-                        break;
-                case ARG_MAX_HEADER_SIZE:
-                        if (parse_size(optarg, MAX_HEADER_SIZE_CAP, &v) < 0 || v < 256)
-                                FAIL(-ERANGE, "--max-header-size: invalid value '%s': expected a size from 256 to %uM",
-                                     optarg, MAX_HEADER_SIZE_CAP / (1024 * 1024));
-                        o.max_header_size = (unsigned) v;
-                        break;
-                case ARG_MAX_HEADERS:
-                        if (parse_unsigned(optarg, 1, MAX_HEADERS_CAP, &o.max_headers) < 0)
-                                FAIL(-ERANGE, "--max-headers: invalid value '%s': expected a whole number from 1 to %u",
-                                     optarg, MAX_HEADERS_CAP);
-                        break;
-                case ARG_MAX_BODY_SIZE:
-                        if (parse_size(optarg, MAX_BODY_SIZE_CAP, &o.max_body_size) < 0)
-                                FAIL(-ERANGE, "--max-body-size: invalid value '%s': expected a size from 0 to 1T, "
-                                     "such as 512K or 10M", optarg);
-                        break;
-                case ARG_MAX_CONNECTIONS:
-                        if (parse_unsigned(optarg, 1, MAX_CONNECTIONS_CAP, &o.max_connections) < 0)
-                                FAIL(-ERANGE, "--max-connections: invalid value '%s': expected a whole number from 1 "
-                                     "to %u", optarg, MAX_CONNECTIONS_CAP);
-                        break;
-                case ARG_KEEPALIVE_REQUESTS:
-                        if (parse_unsigned(optarg, 0, UINT_MAX, &o.keepalive_requests) < 0)
-                                FAIL(-ERANGE, "--keepalive-requests: invalid value '%s': expected a whole number (0: "
-                                     "no limit)", optarg);
-                        break;
-                case ARG_WORKER:
-                        if (parse_unsigned(optarg, 0, WORKERS_MAX - 1, &o.worker_slot) < 0)
-                                FAIL(-ERANGE, "--worker: invalid value '%s': expected a slot from 0 to %u", optarg,
-                                     WORKERS_MAX - 1);
-                        o.worker_mode = true;
-                        break;
                 case ':':
-                        FAIL(-EINVAL, "option '%s' requires a value", argv[optind - 1]);
-                case '?':
-                default: {
+                        options_error(errors, "option '%s' requires a value", argv[optind - 1]);
+                        *ret = o;
+                        return -EINVAL;
+                case '?': {
                         const char *arg = argv[optind - 1];
                         if (strneq(arg, "--", 2)) {
                                 /* A long option: unknown, or a flag given a value ("--help=yes"). */
                                 size_t n = strcspn(arg + 2, "=");
                                 for (const struct option *lo = long_options; lo->name; lo++)
-                                        if (strlen(lo->name) == n && strneq(arg + 2, lo->name, n))
-                                                FAIL(-EINVAL, "option '--%s' does not take a value", lo->name);
-                                FAIL(-EINVAL, "unknown option '%.*s'", (int) (n + 2), arg);
-                        }
-                        if (optopt > 0 && optopt < 0x80)
-                                FAIL(-EINVAL, "unknown option '-%c'", optopt);
-                        FAIL(-EINVAL, "unknown option '%s'", arg);
+                                        if (strlen(lo->name) == n && strneq(arg + 2, lo->name, n)) {
+                                                options_error(errors, "option '--%s' does not take a value", lo->name);
+                                                *ret = o;
+                                                return -EINVAL;
+                                        }
+                                options_error(errors, "unknown option '%.*s'", (int) (n + 2), arg);
+                        } else if (optopt > 0 && optopt < 0x80)
+                                options_error(errors, "unknown option '-%c'", optopt);
+                        else
+                                options_error(errors, "unknown option '%s'", arg);
+                        *ret = o;
+                        return -EINVAL;
                 }
+                default:
+                        args[n_args++] = (CommandArg){ c, optarg };
+                        if (c == ARG_CONFIG)
+                                config = optarg;
+                        else if (c == 'h' || c == ARG_VERSION || c == ARG_WORKER)
+                                skip_file = true;
                 }
         }
-
         if (optind < argc) {
                 /* getopt_long stops at "--" (consumed) or at the first non-option ("+" in optstring). A "--"
                  * that was the value of the option before it ("-r --") is not the separator. */
-                if (!streq(argv[optind - 1], "--") || argv[optind - 1] == last_value)
-                        FAIL(-EINVAL, "unexpected argument '%s' (a COMMAND goes after '--')", argv[optind]);
-                o.exec_argv = &argv[optind];
+                if (!streq(argv[optind - 1], "--") || argv[optind - 1] == last_value) {
+                        options_error(errors, "unexpected argument '%s' (a COMMAND goes after '--')", argv[optind]);
+                        *ret = o;
+                        return -EINVAL;
+                }
+                cmdline_exec = &argv[optind];
         }
 
-        /* Checks across options. */
+        /* Workers get everything on their command line from the supervisor; --help and --version need none. */
+        if (!skip_file) {
+                if (config)
+                        (void) load_file(&st, config, true);
+                else if (src->default_config)
+                        (void) load_file(&st, src->default_config, false);
+        }
+
+        for (size_t i = 0; i < n_args; i++)
+                (void) option_apply(&st, args[i].id, args[i].value);
+        if (cmdline_exec) {
+                o.exec_argv = cmdline_exec;
+                o.exec_origin = NULL;
+        }
+
+        /* Checks across options, each naming where the value came from. */
         if (o.ready_workers > o.workers)
-                FAIL(-ERANGE, "--ready-workers: invalid value '%u': expected at most --workers (%u)", o.ready_workers,
-                     o.workers);
+                options_error(errors, "%s: invalid value '%u': expected at most the number of workers (%u)",
+                              options_label(st.ready_origin, "ready-workers", lbuf, sizeof lbuf), o.ready_workers,
+                              o.workers);
         if (o.exit_idle_usec > 0 && o.exec_argv)
-                FAIL(-ERANGE, "--exit-idle-time: invalid value '%s' with exec workers ('-- %s'): drover cannot see "
-                     "their connections; expected 0 (the default) or built-in workers", exit_idle_arg,
-                     o.exec_argv[0]);
-        if (!o.exec_argv && exec_ready_arg && o.exec_ready != EXEC_READY_STARTED)
-                FAIL(-ERANGE, "--exec-ready: invalid value '%s' without a COMMAND: only exec workers (-- COMMAND) "
-                     "have it", exec_ready_arg);
+                options_error(errors, "%s: invalid value '%s' with exec workers ('%s'): drover cannot see their "
+                              "connections; expected 0 (the default) or built-in workers",
+                              options_label(st.exit_idle_origin, "exit-idle-time", lbuf, sizeof lbuf),
+                              st.exit_idle_arg, o.exec_argv[0]);
+        if (!o.exec_argv && st.exec_ready_arg && o.exec_ready != EXEC_READY_STARTED)
+                options_error(errors, "%s: invalid value '%s' without a COMMAND: only exec workers (-- COMMAND or "
+                              "exec=) have it", options_label(st.exec_ready_origin, "exec-ready", lbuf, sizeof lbuf),
+                              st.exec_ready_arg);
         if (o.exec_argv && o.n_handlers > 0)
-                FAIL(-ERANGE, "--handler: invalid value '%s' with exec workers ('-- %s'): modules run in built-in "
-                     "workers only", o.handlers[0].path, o.exec_argv[0]);
+                options_error(errors, "%s: invalid value '%s' with exec workers ('%s'): modules run in built-in "
+                              "workers only", options_label(o.handler_origin[0], "handler", lbuf, sizeof lbuf),
+                              o.handlers[0].path, o.exec_argv[0]);
         if (o.exec_argv && !o.worker_watchdog_set)
                 o.worker_watchdog_usec = 0; /* most programs never send WATCHDOG=1 */
 
+        if (errors->n > 0)
+                r = -ERANGE;
+        *ret = o;
+        return r;
+}
+
+int options_parse(int argc, char *argv[], unsigned default_workers, Options *ret, char *err, size_t errlen)
+{
+        OptionsSource src = { .argc = argc, .argv = argv, .default_workers = default_workers };
+        static OptionsErrors errors; /* large: keep it off the stack */
+        Options o;
+        int r;
+
+        r = options_load(&src, &o, &errors);
+        if (r < 0) {
+                /* The first problem, as a single line. */
+                snprintf(err, errlen, "%.*s", (int) strcspn(errors.text, "\n"), errors.text);
+                options_done(&o);
+                return r == -ENOMEM ? -ERANGE : r;
+        }
         *ret = o;
         return 0;
 }

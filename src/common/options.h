@@ -73,8 +73,38 @@ typedef struct Options {
         bool worker_mode;
         unsigned worker_slot;
 
-        char **exec_argv; /* after "--", NULL if none */
+        char **exec_argv; /* after "--" or from the file's exec=, NULL if none */
+
+        const char *config; /* --config=FILE, NULL: the default file (if it exists) */
+        bool check_config;  /* --check-config */
+
+        /* Where a value came from, for messages: "FILE:LINE: root", or NULL for the command line ("--root"). */
+        const char *root_origin;
+        const char *exec_origin;
+        const char *handler_origin[HANDLERS_MAX];
+        const char *listen_origin; /* of the first --listen/listen= in effect */
+
+        /* Strings from the configuration file (values, exec's argv, origins): owned, freed by options_done().
+         * Values from the command line point into argv, which lives as long as the process. */
+        char **owned;
+        size_t n_owned, n_owned_allocated;
 } Options;
+
+/* Every problem found while loading options, one line each, so that --check-config can list them all. */
+typedef struct OptionsErrors {
+        unsigned n;
+        bool truncated;
+        size_t len;
+        char text[16384];
+} OptionsErrors;
+
+/* What options_load() reads; kept by the supervisor to read it again on SIGHUP. */
+typedef struct OptionsSource {
+        int argc;
+        char **argv;
+        unsigned default_workers;
+        const char *default_config; /* used if it exists and no --config was given; NULL: none */
+} OptionsSource;
 
 /*
  * Parses the command line. Pure: no I/O; on failure the reason, one line naming the option, the value and what
@@ -82,6 +112,23 @@ typedef struct Options {
  * value: exit 64, EX_USAGE) or -ERANGE for a well-formed option with an invalid value (exit 78, EX_CONFIG).
  */
 int options_parse(int argc, char *argv[], unsigned default_workers, Options *ret, char *err, size_t errlen);
+
+/*
+ * The configuration file (INI, one [drover] section, keys are the long option names), then the command line
+ * on top of it: a value given on the command line wins, and a repeatable option given there (--listen,
+ * --handler, -- COMMAND) replaces the file's list. The file is --config=FILE, else src->default_config if it
+ * exists; workers (--worker) and --help/--version read none. Every problem goes to errors, one line each
+ * naming where (FILE:LINE: key, or --option), the value and what is allowed; loading carries on past invalid
+ * values so that all are found. *ret is always set and must be released with options_done(). Returns 0,
+ * -EINVAL for a malformed command line (exit 64; loading stops there) or -ERANGE if any value was invalid
+ * (exit 78).
+ */
+int options_load(const OptionsSource *src, Options *ret, OptionsErrors *errors);
+void options_done(Options *o);
+
+void options_error(OptionsErrors *e, const char *format, ...) __attribute__((format(printf, 2, 3)));
+/* The name of a value in messages: its origin ("FILE:LINE: root") or "--" plus the option name. */
+const char *options_label(const char *origin, const char *option, char *buf, size_t size);
 
 extern const char options_usage[];
 

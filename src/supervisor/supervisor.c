@@ -121,8 +121,9 @@ static int stats_open(Supervisor *s)
         if (is_exec_pool(s))
                 return 0;
         /* Room for every slot's current process and replacement, plus processes still draining after
-         * several quick reloads; a process that finds no free record simply runs without one. */
-        s->stats_capacity = 4 * (size_t) s->n_slots + 16;
+         * several quick reloads, for as many slots as a reload may grow the pool to; a process that finds no
+         * free record simply runs without one. The memfd's pages exist only once touched. */
+        s->stats_capacity = 4 * (size_t) WORKERS_MAX + 16;
         fd = memfd_create("drover-stats", MFD_CLOEXEC);
         if (fd < 0)
                 return negative_errno();
@@ -208,9 +209,9 @@ static void process_mark_ready(Process *p);
 
 #define START_TIMEOUT_USEC (90 * USEC_PER_SEC)
 
-static uint64_t start_timeout(const Supervisor *s)
+static uint64_t start_timeout(const Process *p)
 {
-        return s->options->worker_watchdog_usec ?: START_TIMEOUT_USEC;
+        return p->watchdog_usec ?: START_TIMEOUT_USEC;
 }
 
 static Process *process_spawn(WorkerSlot *w)
@@ -230,7 +231,9 @@ static Process *process_spawn(WorkerSlot *w)
                 return NULL;
         }
         *p = (Process){ .supervisor = s, .slot = w, .slot_index = w->index, .state = PROCESS_STARTING,
-                        .generation = s->generation, .stats_index = stats_acquire(s) };
+                        .generation = s->generation, .stats_index = stats_acquire(s),
+                        .watchdog_usec = o->worker_watchdog_usec, .graceful_usec = o->graceful_timeout_usec,
+                        .exec_ready = o->exec_ready };
 
         if (!is_exec_pool(s)) {
                 builtin_argv[n++] = (char *) "drover";
@@ -308,7 +311,7 @@ static Process *process_spawn(WorkerSlot *w)
 
         /* The start deadline: READY=1 within the watchdog period, or within START_TIMEOUT_USEC if there is no
          * watchdog (systemd's default TimeoutStartSec=). */
-        (void) arm_timer(s, &p->watchdog_timer, start_timeout(s), on_process_watchdog, p);
+        (void) arm_timer(s, &p->watchdog_timer, start_timeout(p), on_process_watchdog, p);
 
         log_worker_event(LOG_INFO, 0, "spawn", (int) w->index, p->pid, "worker %u: started as process %i%s",
                          w->index, (int) p->pid, s->reloading ? " (reload)" : "");
@@ -327,8 +330,7 @@ static void process_stop(Process *p)
         /* A stopping worker still pings, but its deadline is now the graceful timeout. */
         if (p->watchdog_timer)
                 (void) sd_event_source_set_enabled(p->watchdog_timer, SD_EVENT_OFF);
-        (void) arm_timer(s, &p->kill_timer, s->options->graceful_timeout_usec + KILL_MARGIN_USEC, on_process_kill,
-                         p);
+        (void) arm_timer(s, &p->kill_timer, p->graceful_usec + KILL_MARGIN_USEC, on_process_kill, p);
 }
 
 static void process_detach(Process *p)
@@ -359,7 +361,7 @@ static int on_process_watchdog(sd_event_source *src, uint64_t usec, void *userda
         Supervisor *s = p->supervisor;
         WorkerSlot *w = p->slot;
         char busy[STATS_CURRENT_MAX + 64] = "";
-        unsigned long long ms = (unsigned long long) (s->options->worker_watchdog_usec / USEC_PER_MSEC);
+        unsigned long long ms = (unsigned long long) (p->watchdog_usec / USEC_PER_MSEC);
 
         if (p->state == PROCESS_STARTING) {
                 log_worker_event_id(LOG_WARNING, 0, "start-timeout", (int) p->slot_index, p->pid,
@@ -367,7 +369,7 @@ static int on_process_watchdog(sd_event_source *src, uint64_t usec, void *userda
                                     "worker %u: process %i did not send READY=1 within %llu ms (%s); killing and "
                                     "replacing it",
                                     p->slot_index, (int) p->pid,
-                                    (unsigned long long) (start_timeout(s) / USEC_PER_MSEC),
+                                    (unsigned long long) (start_timeout(p) / USEC_PER_MSEC),
                                     ms ? "--worker-watchdog" : "start timeout");
         } else {
                 if (p->stats_index >= 0) {
@@ -421,7 +423,7 @@ static int on_exec_status(sd_event_source *src, int fd, uint32_t revents, void *
                 return 0;
         }
         /* EOF: the exec succeeded. An exec worker in "started" mode is ready now, like Type=exec. */
-        if (is_exec_pool(s) && s->options->exec_ready == EXEC_READY_STARTED && p->state == PROCESS_STARTING)
+        if (is_exec_pool(s) && p->exec_ready == EXEC_READY_STARTED && p->state == PROCESS_STARTING)
                 process_mark_ready(p);
         return 0;
 }
@@ -498,8 +500,8 @@ static void process_mark_ready(Process *p)
         p->state = PROCESS_READY;
         log_worker_event(LOG_INFO, 0, "ready", (int) p->slot_index, p->pid, "worker %u: process %i ready",
                          p->slot_index, (int) p->pid);
-        if (s->options->worker_watchdog_usec > 0)
-                (void) arm_timer(s, &p->watchdog_timer, s->options->worker_watchdog_usec, on_process_watchdog, p);
+        if (p->watchdog_usec > 0)
+                (void) arm_timer(s, &p->watchdog_timer, p->watchdog_usec, on_process_watchdog, p);
         else
                 (void) sd_event_source_set_enabled(p->watchdog_timer, SD_EVENT_OFF);
 
@@ -610,8 +612,8 @@ static void handle_notify(Supervisor *s, Process *p, const NotifyMessage *m)
 {
         WorkerSlot *w = p->slot;
 
-        if (m->watchdog && p->state == PROCESS_READY && s->options->worker_watchdog_usec > 0)
-                (void) arm_timer(s, &p->watchdog_timer, s->options->worker_watchdog_usec, on_process_watchdog, p);
+        if (m->watchdog && p->state == PROCESS_READY && p->watchdog_usec > 0)
+                (void) arm_timer(s, &p->watchdog_timer, p->watchdog_usec, on_process_watchdog, p);
         if (m->ready && p->state == PROCESS_STARTING)
                 process_mark_ready(p);
         if (m->watchdog_trigger && (p->state == PROCESS_READY || p->state == PROCESS_STARTING))
@@ -879,32 +881,154 @@ static int on_idle_timer(sd_event_source *src, uint64_t usec, void *userdata)
         return 0;
 }
 
-/* What a reload can re-read today: the document root and the command on disk. (The configuration file
- * arrives with the operator issue; it is re-read here.) */
-static int reload_validate(Supervisor *s)
+int supervisor_check(const Options *o, OptionsErrors *errors)
 {
-        if (is_exec_pool(s)) {
-                if (access(s->exe, X_OK) < 0)
-                        return log_error_errno(errno, "reload: '%s' is not executable: %m; keeping the running pool",
-                                               s->exe);
-                return 0;
+        unsigned before = errors->n;
+        char lbuf[64];
+
+        if (o->exec_argv) {
+                _cleanup_free_ char *exe = NULL;
+                int r = resolve_command(o->exec_argv[0], &exe);
+                if (r < 0) {
+                        errno = -r;
+                        options_error(errors, "%s: invalid value '%s': %m; expected an executable file (a path, or a "
+                                      "name found in $PATH)", o->exec_origin ?: "COMMAND", o->exec_argv[0]);
+                }
+                return errors->n > before ? -ERANGE : 0;
         }
-        const char *root = s->options->root ?: DROVER_DEFAULT_ROOT;
+
+        const char *root = o->root ?: DROVER_DEFAULT_ROOT;
         _cleanup_close_ int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0)
-                return log_error_errno(errno, "reload: --root '%s': %m; keeping the running pool", root);
-        if (access(s->exe, X_OK) < 0)
-                return log_error_errno(errno, "reload: '%s' is not executable: %m; keeping the running pool", s->exe);
-        for (size_t i = 0; i < s->options->n_handlers; i++) {
+        if (fd < 0) {
+                int e = errno; /* for %m, whatever the label's formatting does */
+                const char *label = options_label(o->root_origin, "root", lbuf, sizeof lbuf);
+                errno = e;
+                options_error(errors, "%s: invalid value '%s'%s: %m; expected a readable directory", label, root,
+                              o->root ? "" : " (the default site)");
+        }
+
+        /* A module that cannot be loaded would make every worker fail to start: say so now, once. The workers
+         * load them again after exec (a reload picks up new files). */
+        for (size_t i = 0; i < o->n_handlers; i++) {
                 char err[512];
                 Module m;
-                int r = module_open(&s->options->handlers[i], &m, err, sizeof err);
-                if (r < 0)
-                        return log_error_errno(r, "reload: --handler '%s': %s; keeping the running pool",
-                                               s->options->handlers[i].path, err);
+                if (module_open(&o->handlers[i], &m, err, sizeof err) < 0) {
+                        options_error(errors, "%s: invalid value '%s': cannot load it: %s",
+                                      options_label(o->handler_origin[i], "handler", lbuf, sizeof lbuf),
+                                      o->handlers[i].path, err);
+                        continue;
+                }
                 module_close(&m);
         }
+        return errors->n > before ? -ERANGE : 0;
+}
+
+static void log_problems(const OptionsErrors *errors, const char *prefix)
+{
+        const char *p = errors->text;
+        while (*p) {
+                size_t n = strcspn(p, "\n");
+                log_error("%s%.*s", prefix, (int) n, p);
+                p += n + (p[n] == '\n');
+        }
+        if (errors->truncated)
+                log_error("%s... and more problems", prefix);
+}
+
+/*
+ * A reload reads the configuration again: the file and the command line, checked as at start. Anything
+ * invalid keeps the running pool and its options. What it cannot change without new sockets or a new slot
+ * table is kept as it is, with a warning that it needs a restart: the listening addresses and
+ * --exit-idle-time; switching between built-in and exec workers is refused as a whole. A new number of workers
+ * is applied by reload_resize().
+ */
+static int reload_options(Supervisor *s)
+{
+        static OptionsErrors errors; /* large: keep it off the stack */
+        _cleanup_free_ Options *n = NULL;
+        Options *old = s->options;
+        char *exe = NULL;
+        int r;
+
+        n = calloc(1, sizeof *n);
+        if (!n)
+                return log_error_errno(ENOMEM, "reload: %m; keeping the running pool");
+        r = options_load(s->source, n, &errors);
+        if (r >= 0 && ((n->exec_argv != NULL) != is_exec_pool(s))) {
+                options_error(&errors, "%s: switching between built-in and exec workers needs a restart",
+                              n->exec_origin ?: old->exec_origin ?: "COMMAND");
+                r = -ERANGE;
+        }
+        if (r >= 0)
+                r = supervisor_check(n, &errors);
+        if (r >= 0 && is_exec_pool(s)) {
+                r = resolve_command(n->exec_argv[0], &exe);
+                if (r < 0)
+                        options_error(&errors, "%s: cannot resolve '%s'", n->exec_origin ?: "COMMAND", n->exec_argv[0]);
+        }
+        if (r >= 0 && !is_exec_pool(s) && access(s->exe, X_OK) < 0) {
+                options_error(&errors, "'%s' is not executable: %m", s->exe);
+                r = -ERANGE;
+        }
+        if (r < 0) {
+                log_problems(&errors, "reload: ");
+                log_error("reload: the configuration is invalid; keeping the running pool and its options");
+                options_done(n);
+                free(exe);
+                return -EINVAL;
+        }
+
+        if (n->n_listen != old->n_listen || memcmp(n->listen, old->listen, sizeof n->listen[0] * n->n_listen) != 0)
+                log_warning("reload: listen: changed addresses need a restart (the sockets are kept); keeping the "
+                            "current ones");
+        if (n->exit_idle_usec != old->exit_idle_usec)
+                log_warning("reload: exit-idle-time: a change needs a restart; keeping %llu ms",
+                            (unsigned long long) (old->exit_idle_usec / USEC_PER_MSEC));
+        n->n_listen = old->n_listen;
+        memcpy(n->listen, old->listen, sizeof n->listen);
+        n->listen_origin = NULL; /* may point into old's strings */
+        n->exit_idle_usec = old->exit_idle_usec;
+
+        if (exe) {
+                free(s->exe);
+                s->exe = exe;
+                s->argv_exec = n->exec_argv;
+        }
+        /* Nothing keeps pointers into the old options: processes copied what they need at spawn, sockets
+         * were copied at start, and argv_exec was moved above. */
+        s->options = TAKE_PTR(n);
+        options_done(old);
+        free(old);
         return 0;
+}
+
+/* A reload with another number of workers: new slots start with the new generation, slots beyond the new
+ * number stop gracefully (their workers finish what they serve). Slots live in a fixed array, so processes
+ * keep valid pointers to theirs. */
+static void reload_resize(Supervisor *s)
+{
+        unsigned n = s->options->workers, old = s->n_slots;
+
+        s->ready_needed = s->options->ready_workers ?: n;
+        if (n == old)
+                return;
+        log_event(LOG_INFO, 0, "reload-resize", "reload: workers: %u -> %u: %s %u", old, n,
+                  n > old ? "starting" : "stopping", n > old ? n - old : old - n);
+        for (unsigned i = n; i < old; i++) {
+                WorkerSlot *w = &s->slots[i];
+                w->respawn_timer = sd_event_source_disable_unref(w->respawn_timer);
+                Process *procs[2] = { w->current, w->replacement };
+                for (size_t k = 0; k < ELEMENTSOF(procs); k++)
+                        if (procs[k]) {
+                                process_detach(procs[k]);
+                                process_stop(procs[k]);
+                        }
+        }
+        s->n_slots = n;
+        for (unsigned i = old; i < n; i++) {
+                s->slots[i] = (WorkerSlot){ .supervisor = s, .index = i };
+                slot_start(&s->slots[i]);
+        }
 }
 
 static void reload_begin(Supervisor *s)
@@ -917,7 +1041,7 @@ static void reload_begin(Supervisor *s)
                      "reload: replacing %u workers one by one, each new one ready before the old one drains",
                      s->n_slots);
 
-        if (reload_validate(s) < 0) {
+        if (reload_options(s) < 0) {
                 s->reloading = true;
                 reload_finish(s, false);
                 return;
@@ -925,6 +1049,7 @@ static void reload_begin(Supervisor *s)
         s->reloading = true;
         s->generation++;
         s->reload_slot = 0;
+        reload_resize(s);
         reload_advance(s);
 }
 
@@ -1022,7 +1147,7 @@ static void supervisor_done(Supervisor *s)
                 (void) kill(p->pid, SIGKILL);
                 process_free(p);
         }
-        for (unsigned i = 0; s->slots && i < s->n_slots; i++)
+        for (unsigned i = 0; s->slots && i < WORKERS_MAX; i++)
                 sd_event_source_unref(s->slots[i].respawn_timer);
         free(s->slots);
         sd_event_source_unref(s->idle_timer);
@@ -1039,55 +1164,45 @@ static void supervisor_done(Supervisor *s)
         free(s->fdnames);
         free(s->envp);
         free(s->exe);
+        options_done(s->options);
+        free(s->options);
 }
 
-int supervisor_main(const Options *o)
+int supervisor_main(Options *o, const OptionsSource *source)
 {
-        Supervisor s = { .options = o, .notify_fd = -EBADF, .stats_fd = -EBADF };
+        static OptionsErrors errors; /* large: keep it off the stack */
+        Supervisor s = { .options = o, .source = source, .notify_fd = -EBADF, .stats_fd = -EBADF };
         sigset_t mask;
         int r, ret = EX_OSERR;
 
         log_setup("drover", -1);
 
-        /* Everything that can be checked before forking: a bad root or command is a config error, not a
-         * crash loop. */
+        /* Everything that can be checked before forking: a bad root, module or command is a config error, not
+         * a crash loop. */
+        errors = (OptionsErrors){};
+        if (supervisor_check(o, &errors) < 0) {
+                log_problems(&errors, "");
+                options_done(o);
+                free(o);
+                return EX_CONFIG;
+        }
         if (o->exec_argv) {
                 r = resolve_command(o->exec_argv[0], &s.exe);
                 if (r < 0) {
-                        log_error_errno(r, "COMMAND: invalid value '%s': %m; expected an executable file (a path, or a "
-                                        "name found in $PATH)", o->exec_argv[0]);
+                        log_error_errno(r, "COMMAND: invalid value '%s': %m", o->exec_argv[0]);
+                        options_done(o);
+                        free(o);
                         return EX_CONFIG;
                 }
                 s.argv_exec = o->exec_argv;
-        } else {
-                const char *root = o->root ?: DROVER_DEFAULT_ROOT;
-                _cleanup_close_ int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-                if (fd < 0) {
-                        log_error_errno(errno, "--root: invalid value '%s'%s: %m; expected a readable directory", root,
-                                        o->root ? "" : " (the default site)");
-                        return EX_CONFIG;
-                }
+        } else
                 s.exe = self_executable();
-
-                /* A module that cannot be loaded would make every worker fail to start: say so now, once. The
-                 * workers load them again after exec (a reload picks up new files). */
-                for (size_t i = 0; i < o->n_handlers; i++) {
-                        char err[512];
-                        Module m;
-                        r = module_open(&o->handlers[i], &m, err, sizeof err);
-                        if (r < 0) {
-                                log_error("--handler: invalid value '%s': cannot load it: %s", o->handlers[i].path,
-                                          err);
-                                free(s.exe);
-                                return EX_CONFIG;
-                        }
-                        module_close(&m);
-                }
-        }
 
         r = sockets_collect(o, &s.sockets, &s.n_sockets);
         if (r < 0) {
                 free(s.exe);
+                options_done(o);
+                free(o);
                 return -r;
         }
 
@@ -1098,7 +1213,8 @@ int supervisor_main(const Options *o)
         s.envp = spawn_base_environment();
         s.n_slots = o->workers;
         s.ready_needed = o->ready_workers ?: o->workers;
-        s.slots = calloc(s.n_slots, sizeof *s.slots);
+        s.slots = calloc(WORKERS_MAX, sizeof *s.slots); /* fixed: processes point to their slot; a reload may
+                                                          * grow the pool */
         if (!s.fdnames || !s.exe || !s.envp || !s.slots) {
                 log_error_errno(ENOMEM, "%m");
                 goto finish;

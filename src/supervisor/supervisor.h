@@ -67,6 +67,10 @@ typedef struct Process {
         ProcessState state;
         pid_t pid;
         unsigned generation; /* reload generation it was started in */
+        /* The options it was started with: a reload must not hold an older worker to newer deadlines. */
+        uint64_t watchdog_usec;
+        uint64_t graceful_usec;
+        ExecReady exec_ready;
         int stats_index;     /* -1: none */
         bool retire_asked;
         uint64_t started_usec;
@@ -87,7 +91,8 @@ struct WorkerSlot {
 
 struct Supervisor {
         sd_event *event;
-        const Options *options;
+        Options *options;             /* owned; replaced by a reload that re-read them */
+        const OptionsSource *source; /* what the options were loaded from, read again on SIGHUP */
         char *exe;
         char **argv_exec; /* exec workers: the command line; NULL for built-in workers */
         char **envp;
@@ -139,4 +144,9 @@ struct Supervisor {
         char status[256];
 };
 
-int supervisor_main(const Options *o);
+/* Everything about the options that can be checked without serving: the document root, every handler
+ * module (loaded and unloaded), the exec command. Each problem is added to errors; returns 0 or -ERANGE. */
+int supervisor_check(const Options *o, OptionsErrors *errors);
+
+/* Takes ownership of o (allocated with malloc), and re-reads source on SIGHUP. Returns the exit status. */
+int supervisor_main(Options *o, const OptionsSource *source);

@@ -781,7 +781,7 @@ class DroverTestCase(unittest.TestCase):
         for attempt in range(5):
             nsock = self.new_notify() if notify else None
             inst = Drover(self.tmp, self.root, nsock)
-            argv = [DROVER, f"--workers={workers}"]
+            argv = [DROVER] + ([f"--workers={workers}"] if workers is not None else [])  # None: not given
             for a in listen:
                 if "{port}" in a:
                     p = free_port(socket.AF_INET6 if a.startswith("[") else socket.AF_INET,

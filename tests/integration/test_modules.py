@@ -271,7 +271,8 @@ class ModuleBuildTest(ModuleTestCase):
             f.write("garbage")
         os.rename(live + ".new", live)
         d.signal(signal.SIGHUP)
-        d.wait_log(r"reload: --handler '.*live\.so': .*; keeping the running pool")
+        d.wait_log(r"reload: --handler: invalid value '.*live\.so': cannot load it: ")
+        d.wait_log(r"reload: the configuration is invalid; keeping the running pool and its options")
         self.assertEqual(d.get("/").body, b"two\n")
 
 

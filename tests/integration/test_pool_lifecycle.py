@@ -291,8 +291,9 @@ class ReloadTest(LifecycleTestCase):
         os.rename(self.root, hidden)
         try:
             d.signal(signal.SIGHUP)
-            d.wait_log(rf"reload: --root '{re.escape(self.root)}': No such file or directory; keeping the "
-                       r"running pool")
+            d.wait_log(rf"reload: --root: invalid value '{re.escape(self.root)}': No such file or directory; "
+                       r"expected a readable directory")
+            d.wait_log(r"reload: the configuration is invalid; keeping the running pool and its options")
             d.wait_log(r"reload: failed; the workers not yet replaced keep serving")
             self.assertEqual(d.workers(), before, "the running pool is untouched")
         finally:
