@@ -599,14 +599,16 @@ class ExecWorkerTest(DroverTestCase):
         self.assertEqual(second["served_by_fd"], 3)
 
     def test_watchdog_for_exec_workers_only_when_given(self):
-        d = self.start(workers=1, root=False, args=["--worker-watchdog=1s"] + self.program())
+        # 3 s: a Python program on a loaded machine (CI runs suites in parallel, under ASan) may take over a
+        # second to start and send its first ping.
+        d = self.start(workers=1, root=False, args=["--worker-watchdog=3s"] + self.program())
         pid = self.exec_workers(d, 1)[0]
         info = self.echo(d)
         self.assertEqual(info["pid"], pid)
-        self.assertActivationEnvironment(d, info, 1, "http", watchdog_usec="1000000")
-        # The program pings WATCHDOG=1 (at half the period) from its loop: it is not killed. Give it several
+        self.assertActivationEnvironment(d, info, 1, "http", watchdog_usec="3000000")
+        # The program pings WATCHDOG=1 (at half the period) from its loop: it is not killed. Give it a few
         # periods.
-        time.sleep(3)
+        time.sleep(7)
         self.assertEqual(self.echo(d)["pid"], pid)
         self.assertNotIn("missed its liveness deadline", d.log())
         self.assertEqual(children_of(d.pid), [pid])
