@@ -22,6 +22,42 @@
  * included. /proc's magic links (reachable only if the root contains a procfs) are refused twice over:
  * RESOLVE_NO_MAGICLINKS says ELOOP before RESOLVE_BENEATH would say EXDEV. Nor is there a check-then-open to
  * race: whatever is opened is described by fstat() of the opened fd, never by an earlier stat() of a path. */
+/* Where openat2() is refused with ENOSYS — a seccomp filter that cannot look into its struct argument, as
+ * systemd's RestrictSUIDSGID= (implied by DynamicUser=) installs — walk the path one component at a time
+ * with O_NOFOLLOW instead. Stricter than RESOLVE_BENEATH (no symlink at all is followed, ".." is refused
+ * outright), never less safe. */
+int static_open_beneath_walk(int dirfd, const char *path, int flags)
+{
+        char buf[4096];
+        int cur = dirfd, fd = -EBADF;
+        char *save = NULL, *comp, *next;
+
+        if (strlen(path) >= sizeof buf)
+                return -ENAMETOOLONG;
+        strcpy(buf, path);
+        comp = strtok_r(buf, "/", &save);
+        if (!comp)
+                return -ENOENT;
+        for (; comp; comp = next) {
+                next = strtok_r(NULL, "/", &save);
+                if (streq(comp, ".")) {
+                        if (next)
+                                continue;
+                        fd = openat(cur, ".", flags);
+                } else if (streq(comp, ".."))
+                        fd = -1, errno = EXDEV;
+                else
+                        fd = openat(cur, comp, next ? O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC
+                                                    : flags | O_NOFOLLOW);
+                if (cur != dirfd)
+                        safe_close(cur);
+                if (fd < 0)
+                        return negative_errno();
+                cur = fd;
+        }
+        return cur == dirfd ? -ENOENT : cur;
+}
+
 static int openat2_beneath(int dirfd, const char *path)
 {
         struct open_how how = {
@@ -31,6 +67,8 @@ static int openat2_beneath(int dirfd, const char *path)
                 .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
         };
         int fd = (int) syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+        if (fd < 0 && errno == ENOSYS)
+                return static_open_beneath_walk(dirfd, path, (int) how.flags);
         return fd < 0 ? negative_errno() : fd;
 }
 

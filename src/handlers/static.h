@@ -34,6 +34,9 @@ typedef struct StaticResult {
         char location[512];       /* for 301: the path with a trailing slash */
 } StaticResult;
 
+/* The fallback of the openat2() resolution (exposed for tests): component by component, O_NOFOLLOW, no "..". */
+int static_open_beneath_walk(int dirfd, const char *path, int flags);
+
 int static_handler_init(StaticHandler *h, const char *root, const char *mime_types_path);
 void static_handler_done(StaticHandler *h);
 

@@ -1213,6 +1213,49 @@ static void test_conditions_from_request(void **state)
         assert_null(c.if_range);
 }
 
+static void test_open_walk_fallback(void **state)
+{
+        char dir[] = "/tmp/drover-walk-XXXXXX";
+        char p[256];
+        int rootfd, fd;
+
+        assert_non_null(mkdtemp(dir));
+        snprintf(p, sizeof p, "%s/sub", dir);
+        assert_int_equal(mkdir(p, 0755), 0);
+        snprintf(p, sizeof p, "%s/sub/f.txt", dir);
+        fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        assert_true(fd >= 0);
+        close(fd);
+        snprintf(p, sizeof p, "%s/link", dir);
+        assert_int_equal(symlink("sub/f.txt", p), 0);
+        rootfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        assert_true(rootfd >= 0);
+
+        fd = static_open_beneath_walk(rootfd, "sub/f.txt", O_RDONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        close(fd);
+        fd = static_open_beneath_walk(rootfd, "./sub//./f.txt", O_RDONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        close(fd);
+        fd = static_open_beneath_walk(rootfd, ".", O_RDONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        close(fd);
+        assert_int_equal(static_open_beneath_walk(rootfd, "link", O_RDONLY | O_CLOEXEC), -ELOOP);
+        assert_int_equal(static_open_beneath_walk(rootfd, "sub/../sub/f.txt", O_RDONLY | O_CLOEXEC), -EXDEV);
+        assert_int_equal(static_open_beneath_walk(rootfd, "../etc/passwd", O_RDONLY | O_CLOEXEC), -EXDEV);
+        assert_int_equal(static_open_beneath_walk(rootfd, "missing", O_RDONLY | O_CLOEXEC), -ENOENT);
+        assert_int_equal(static_open_beneath_walk(rootfd, "sub/f.txt/x", O_RDONLY | O_CLOEXEC), -ENOTDIR);
+
+        close(rootfd);
+        snprintf(p, sizeof p, "%s/link", dir);
+        unlink(p);
+        snprintf(p, sizeof p, "%s/sub/f.txt", dir);
+        unlink(p);
+        snprintf(p, sizeof p, "%s/sub", dir);
+        rmdir(p);
+        rmdir(dir);
+}
+
 int main(void)
 {
         /* Also after a failed group setup. */
@@ -1259,6 +1302,7 @@ int main(void)
                 cmocka_unit_test(test_parse_range_directly),
                 cmocka_unit_test(test_etag_list_match_directly),
                 cmocka_unit_test(test_conditions_from_request),
+                cmocka_unit_test(test_open_walk_fallback),
         };
         return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
