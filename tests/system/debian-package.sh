@@ -102,6 +102,9 @@ sys_boot debian-package
 # A policy-rc.d of the host (one that denies starts while packages are installed) would keep the
 # postinst from starting drover.socket; the container's /usr is an overlay, so drop it there.
 sys_run rm -f /usr/sbin/policy-rc.d
+# A drover installed on the host from source (tools/quickstart: /usr/local) would shadow the package's units
+# and binary in the container: this is a machine with only the package, so drop that copy from the overlay.
+sys_run sh -c 'find /usr/local -depth -name "*drover*" -exec rm -rf {} +; systemctl daemon-reload'
 # The operator's drop-in, written before the package exists: the container shares the host's network,
 # where the packaged port 8080 may be taken.
 sys_listen_on "$PORT"
