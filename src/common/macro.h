@@ -66,6 +66,16 @@ static inline void strv_freep(char ***l)
 }
 #define _cleanup_strv_free_ _cleanup_(strv_freep)
 
+/* snprintf() at buf + off, advancing off; the enclosing function returns -ENOBUFS when the text does not fit.
+ * For building a header block or an argument list in a fixed buffer. */
+#define APPENDF_OR_RETURN(buf, size, off, ...)                                                                  \
+        do {                                                                                                    \
+                int _n = snprintf((buf) + (off), (size) - (off), __VA_ARGS__);                                  \
+                if (_n < 0 || (size_t) _n >= (size) - (off))                                                    \
+                        return -ENOBUFS;                                                                        \
+                (off) += (size_t) _n;                                                                           \
+        } while (0)
+
 /* Negative errno from a libc call that set errno; never returns 0 even if errno was not set. */
 static inline int negative_errno(void)
 {

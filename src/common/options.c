@@ -734,11 +734,11 @@ int options_worker_args(const Options *o, char *buf, size_t size, char **ret_arg
 
 #define ARG(...)                                                                                                \
         do {                                                                                                    \
-                int _k = snprintf(buf + used, size - used, __VA_ARGS__);                                       \
-                if (_k < 0 || (size_t) _k >= size - used || n + 1 >= n_argv)                                   \
+                if (n + 1 >= n_argv)                                                                            \
                         return -ENOBUFS;                                                                        \
                 ret_argv[n++] = buf + used;                                                                     \
-                used += (size_t) _k + 1;                                                                        \
+                APPENDF_OR_RETURN(buf, size, used, __VA_ARGS__);                                                \
+                used++; /* past the NUL, which fitted */                                                        \
         } while (0)
 
         ARG("--header-timeout=%lluus", (unsigned long long) o->header_timeout_usec);

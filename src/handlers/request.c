@@ -7,6 +7,7 @@
 
 #include "common/macro.h"
 #include "handlers/request.h"
+#include "proto/http.h"
 
 /* The public API below is what modules link against: the drover binary exports exactly these symbols
  * (src/handlers/handler.sym). */
@@ -135,29 +136,6 @@ int drover_response_set_status(drover_response *r, unsigned status)
         return 0;
 }
 
-static bool is_token(const char *s)
-{
-        if (!*s)
-                return false;
-        for (; *s; s++) {
-                char c = *s;
-                if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                      strchr("!#$%&'*+-.^_`|~", c)))
-                        return false;
-        }
-        return true;
-}
-
-static bool is_field_value(const char *s)
-{
-        for (; *s; s++) {
-                unsigned char c = (unsigned char) *s;
-                if ((c < 0x20 && c != '\t') || c == 0x7f)
-                        return false;
-        }
-        return true;
-}
-
 static int grow(char **buf, size_t *cap, size_t need)
 {
         if (need <= *cap)
@@ -176,7 +154,7 @@ int drover_response_add_header(drover_response *r, const char *name, const char 
         static const char *const reserved[] = { "content-length", "transfer-encoding", "connection", "date",
                                                  "server", "keep-alive", "status" };
 
-        if (!name || !value || !is_token(name) || !is_field_value(value))
+        if (!name || !value || http_check_token(name) < 0 || http_check_field_value(value) < 0)
                 return -EINVAL;
         for (size_t i = 0; i < ELEMENTSOF(reserved); i++)
                 if (strcasecmp(name, reserved[i]) == 0)

@@ -1004,6 +1004,16 @@ void http_format_date(time_t t, char buf[static 30])
                 strcpy(buf, "Thu, 01 Jan 1970 00:00:00 GMT");
 }
 
+int http_check_token(const char *s)
+{
+        if (!*s)
+                return -EINVAL;
+        for (const unsigned char *p = (const unsigned char *) s; *p; p++)
+                if (!is_tchar(*p))
+                        return -EINVAL;
+        return 0;
+}
+
 int http_check_field_value(const char *value)
 {
         for (const unsigned char *p = (const unsigned char *) value; *p; p++)
@@ -1188,7 +1198,6 @@ int http_parse_date(const char *s, size_t len, time_t now, time_t *ret)
 int http_format_head(const HttpResponseHead *h, char *buf, size_t size)
 {
         size_t o = 0;
-        int n;
 
         if (!value_ok(h->content_type) || !value_ok(h->date) || !value_ok(h->server) || !value_ok(h->etag) ||
             !value_ok(h->content_range) || !value_ok(h->location) || !value_ok(h->allow))
@@ -1199,13 +1208,7 @@ int http_format_head(const HttpResponseHead *h, char *buf, size_t size)
         if (h->chunked && (h->has_body_length || h->minor_version == 0))
                 return -EINVAL;
 
-#define PUT(...)                                                                                                \
-        do {                                                                                                    \
-                n = snprintf(buf + o, size - o, __VA_ARGS__);                                                   \
-                if (n < 0 || (size_t) n >= size - o)                                                            \
-                        return -ENOBUFS;                                                                        \
-                o += (size_t) n;                                                                                \
-        } while (0)
+#define PUT(...) APPENDF_OR_RETURN(buf, size, o, __VA_ARGS__)
 
         PUT("HTTP/1.%u %u %s\r\n", h->minor_version ? 1U : 0U, h->status, http_status_reason(h->status));
         if (h->server)

@@ -182,6 +182,8 @@ void http_format_date(time_t t, char buf[static 30]);
 
 /* Checks a header value to be sent: visible characters, obs-text, SP and HTAB only. Returns 0 or -EINVAL. */
 int http_check_field_value(const char *value);
+/* Checks a field name: a non-empty RFC 9110 token. Returns 0 or -EINVAL. */
+int http_check_token(const char *s);
 /* Checks a preformatted header block: lines of a token name, ':', and a value of visible characters, SP and
  * HTAB, each ending in CRLF. The empty string is valid. Returns 0 or -EINVAL. (Shared with scgi.c.) */
 int http_check_header_block(const char *block);

@@ -299,7 +299,6 @@ int scgi_format_response_head(unsigned status, const char *content_type, uint64_
                               const char *extra_headers, char *buf, size_t size)
 {
         size_t o = 0;
-        int n;
 
         if (status < 100 || status > 999)
                 return -EINVAL;
@@ -308,13 +307,7 @@ int scgi_format_response_head(unsigned status, const char *content_type, uint64_
         if (extra_headers && http_check_header_block(extra_headers) < 0)
                 return -EINVAL;
 
-#define PUT(...)                                                                                                \
-        do {                                                                                                    \
-                n = snprintf(buf + o, size - o, __VA_ARGS__);                                                   \
-                if (n < 0 || (size_t) n >= size - o)                                                            \
-                        return -ENOBUFS;                                                                        \
-                o += (size_t) n;                                                                                \
-        } while (0)
+#define PUT(...) APPENDF_OR_RETURN(buf, size, o, __VA_ARGS__)
 
         PUT("Status: %u %s\r\n", status, http_status_reason(status));
         if (content_type)

@@ -191,6 +191,12 @@ static Process *process_free(Process *p)
         return NULL;
 }
 
+/* Whether a one-shot deadline is armed (sd-event turns a one-shot source off before dispatching it). */
+static bool timer_pending(sd_event_source *src)
+{
+        return src && sd_event_source_get_enabled(src, NULL) > 0;
+}
+
 /* (Re)arms a one-shot deadline, creating the source on first use. */
 static int arm_timer(Supervisor *s, sd_event_source **src, uint64_t usec_from_now, sd_event_time_handler_t cb,
                      void *userdata)
@@ -763,9 +769,9 @@ static void update_status(Supervisor *s)
                 s->rate_requests = req;
         }
         format_rate(s->rate, rate, sizeof rate);
-        if (!s->status_timer_armed && (req != s->tick_requests || conns != s->tick_conns || s->rate > 0) &&
-            arm_timer(s, &s->status_timer, STATUS_INTERVAL_USEC, on_status_tick, s) >= 0)
-                s->status_timer_armed = true;
+        if (!timer_pending(s->status_timer) &&
+            (req != s->tick_requests || conns != s->tick_conns || s->rate > 0))
+                (void) arm_timer(s, &s->status_timer, STATUS_INTERVAL_USEC, on_status_tick, s);
 
         int n = snprintf(status, sizeof status, "%s: %u/%u workers", s->reloading ? "Reloading" : "Ready", ready,
                          s->n_slots);
@@ -800,7 +806,6 @@ static int on_status_tick(sd_event_source *src, uint64_t usec, void *userdata)
         Supervisor *s = userdata;
         uint64_t req, acc, conns;
 
-        s->status_timer_armed = false;
         stats_totals(s, &req, &acc, &conns);
         bool moved = req != s->tick_requests || conns != s->tick_conns;
         s->tick_requests = req;
@@ -851,7 +856,6 @@ static void supervisor_stop(Supervisor *s, const char *why)
         (void) sd_notify(false, "STOPPING=1");
         s->idle_timer = sd_event_source_disable_unref(s->idle_timer);
         s->status_timer = sd_event_source_disable_unref(s->status_timer);
-        s->status_timer_armed = false;
         for (unsigned i = 0; i < s->n_slots; i++)
                 s->slots[i].respawn_timer = sd_event_source_disable_unref(s->slots[i].respawn_timer);
         for (Process *p = s->processes; p; p = p->next) {

@@ -139,7 +139,6 @@ struct Supervisor {
         /* While the counters move, STATUS= is refreshed from a one-second tick that reads the shared counters;
          * the tick stops once a tick sees them still and the rate has fallen to 0. */
         sd_event_source *status_timer;
-        bool status_timer_armed;
         uint64_t tick_requests, tick_conns;
         char status[256];
 };
