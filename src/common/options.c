@@ -28,6 +28,7 @@ enum {
         ARG_KEEPALIVE_TIMEOUT,
         ARG_BODY_TIMEOUT,
         ARG_WRITE_TIMEOUT,
+        ARG_OPEN_FILE_CACHE_VALID,
         ARG_MAX_REQUEST_LINE,
         ARG_MAX_HEADER_SIZE,
         ARG_MAX_HEADERS,
@@ -58,6 +59,7 @@ static const struct option long_options[] = {
         { "keepalive-timeout", required_argument, NULL, ARG_KEEPALIVE_TIMEOUT },
         { "body-timeout", required_argument, NULL, ARG_BODY_TIMEOUT },
         { "write-timeout", required_argument, NULL, ARG_WRITE_TIMEOUT },
+        { "open-file-cache-valid", required_argument, NULL, ARG_OPEN_FILE_CACHE_VALID },
         { "max-request-line", required_argument, NULL, ARG_MAX_REQUEST_LINE },
         { "max-header-size", required_argument, NULL, ARG_MAX_HEADER_SIZE },
         { "max-headers", required_argument, NULL, ARG_MAX_HEADERS },
@@ -87,6 +89,8 @@ const char options_usage[] =
         "      --keepalive-timeout=TIME  close a keep-alive connection idle for TIME (default 75s)\n"
         "      --body-timeout=TIME    close when a request body makes no progress for TIME (default 60s)\n"
         "      --write-timeout=TIME   close when a response makes no progress for TIME (default 60s)\n"
+        "      --open-file-cache-valid=TIME  serve a static file found within TIME without looking\n"
+        "                             again (default 1s; 0: look up every request)\n"
         "      --max-request-line=SIZE  longest request target (default 8K; then 414)\n"
         "      --max-header-size=SIZE largest header block (default 16K; then 431)\n"
         "      --max-headers=N        most header fields (default 100; then 431)\n"
@@ -398,6 +402,12 @@ static int option_apply(LoadState *st, int id, const char *value)
                   : id == ARG_BODY_TIMEOUT      ? &o->body_timeout_usec
                                                 : &o->write_timeout_usec) = v;
                 break;
+        case ARG_OPEN_FILE_CACHE_VALID:
+                if (parse_duration(value, &v) < 0 || (v > 0 && v < USEC_PER_MSEC) || v > 3600 * USEC_PER_SEC)
+                        FAIL("%s: invalid value '%s': expected 0 (no cache) or a duration from 1ms to 1h such as "
+                             "500ms or 2s (a bare number is seconds)", label, value);
+                o->open_file_cache_valid_usec = v;
+                break;
         case ARG_MAX_REQUEST_LINE:
                 if (parse_size(value, MAX_REQUEST_LINE_CAP, &v) < 0 || v < 16)
                         FAIL("%s: invalid value '%s': expected a size from 16 to %uK", label, value,
@@ -594,6 +604,7 @@ int options_load(const OptionsSource *src, Options *ret, OptionsErrors *errors)
                 .keepalive_timeout_usec = KEEPALIVE_TIMEOUT_DEFAULT_USEC,
                 .body_timeout_usec = BODY_TIMEOUT_DEFAULT_USEC,
                 .write_timeout_usec = WRITE_TIMEOUT_DEFAULT_USEC,
+                .open_file_cache_valid_usec = OPEN_FILE_CACHE_VALID_DEFAULT_USEC,
                 .max_request_line = MAX_REQUEST_LINE_DEFAULT,
                 .max_header_size = MAX_HEADER_SIZE_DEFAULT,
                 .max_headers = MAX_HEADERS_DEFAULT,
@@ -745,6 +756,7 @@ int options_worker_args(const Options *o, char *buf, size_t size, char **ret_arg
         ARG("--keepalive-timeout=%lluus", (unsigned long long) o->keepalive_timeout_usec);
         ARG("--body-timeout=%lluus", (unsigned long long) o->body_timeout_usec);
         ARG("--write-timeout=%lluus", (unsigned long long) o->write_timeout_usec);
+        ARG("--open-file-cache-valid=%lluus", (unsigned long long) o->open_file_cache_valid_usec);
         ARG("--max-request-line=%u", o->max_request_line);
         ARG("--max-header-size=%u", o->max_header_size);
         ARG("--max-headers=%u", o->max_headers);

@@ -23,6 +23,7 @@ typedef enum ExecReady {
 #define KEEPALIVE_TIMEOUT_DEFAULT_USEC (75 * USEC_PER_SEC) /* idle between requests */
 #define BODY_TIMEOUT_DEFAULT_USEC (60 * USEC_PER_SEC)      /* no progress reading a request body */
 #define WRITE_TIMEOUT_DEFAULT_USEC (60 * USEC_PER_SEC)     /* no progress writing a response */
+#define OPEN_FILE_CACHE_VALID_DEFAULT_USEC (1 * USEC_PER_SEC) /* a found file is served unchecked this long */
 #define MAX_REQUEST_LINE_DEFAULT 8192U
 #define MAX_REQUEST_LINE_CAP 65536U
 #define MAX_HEADER_SIZE_DEFAULT 16384U
@@ -58,6 +59,7 @@ typedef struct Options {
 
         /* The engine: limits, timeouts, Server header, handler modules. */
         uint64_t header_timeout_usec, keepalive_timeout_usec, body_timeout_usec, write_timeout_usec;
+        uint64_t open_file_cache_valid_usec; /* 0: every request opens its file */
         unsigned max_request_line, max_header_size, max_headers;
         uint64_t max_body_size;
         unsigned max_connections;   /* per worker */

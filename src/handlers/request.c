@@ -92,12 +92,39 @@ void response_init(drover_response *r)
         *r = (drover_response){ .status = 200, .fd = -EBADF };
 }
 
+void response_drop_body(drover_response *r)
+{
+        if (r->fd_borrowed)
+                r->fd = -EBADF;
+        else
+                r->fd = safe_close(r->fd);
+        r->fd_borrowed = false;
+        r->fd_offset = r->fd_length = 0;
+        r->ext = NULL;
+        r->ext_len = 0;
+        r->body_len = 0;
+}
+
+static void response_release(drover_response *r)
+{
+        response_drop_body(r);
+        if (r->release)
+                r->release(r->release_data);
+        r->release = NULL;
+        r->release_data = NULL;
+}
+
 void response_reset(drover_response *r)
 {
-        char *headers = r->headers, *body = r->body;
-        size_t hcap = r->headers_cap, bcap = r->body_cap;
+        char *headers;
+        char *body;
+        size_t hcap, bcap;
 
-        r->fd = safe_close(r->fd);
+        response_release(r);
+        headers = r->headers;
+        body = r->body;
+        hcap = r->headers_cap;
+        bcap = r->body_cap;
         /* A connection keeps modest buffers for its next response; a big one is given back. */
         if (bcap > 64 * 1024) {
                 free(body);
@@ -112,7 +139,7 @@ void response_reset(drover_response *r)
 
 void response_free(drover_response *r)
 {
-        r->fd = safe_close(r->fd);
+        response_release(r);
         free(r->headers);
         free(r->body);
         response_init(r);
@@ -120,7 +147,7 @@ void response_free(drover_response *r)
 
 uint64_t response_body_length(const drover_response *r)
 {
-        return r->fd >= 0 ? r->fd_length : r->body_len;
+        return r->fd >= 0 ? r->fd_length : r->ext ? r->ext_len : r->body_len;
 }
 
 const char *response_default_content_type(const drover_response *r)
@@ -177,9 +204,24 @@ int drover_response_add_header(drover_response *r, const char *name, const char 
         return 0;
 }
 
+int response_add_checked_headers(drover_response *r, const char *lines, size_t len, bool content_type)
+{
+        size_t need = r->headers_len + len + 1;
+        if (need > RESPONSE_HEADERS_MAX)
+                return -E2BIG;
+        int k = grow(&r->headers, &r->headers_cap, need);
+        if (k < 0)
+                return k;
+        memcpy(r->headers + r->headers_len, lines, len);
+        r->headers_len += len;
+        r->headers[r->headers_len] = '\0';
+        r->has_content_type = r->has_content_type || content_type;
+        return 0;
+}
+
 int drover_response_write(drover_response *r, const void *data, size_t len)
 {
-        if (r->fd >= 0)
+        if (r->fd >= 0 || r->ext)
                 return -EBUSY;
         if (len == 0)
                 return 0;
@@ -197,7 +239,7 @@ int drover_response_send_fd(drover_response *r, int fd, uint64_t offset, uint64_
 {
         if (fd < 0)
                 return -EBADF;
-        if (r->body_len > 0 || r->fd >= 0) {
+        if (r->body_len > 0 || r->fd >= 0 || r->ext) {
                 safe_close(fd);
                 return -EBUSY;
         }

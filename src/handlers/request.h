@@ -42,12 +42,29 @@ struct drover_response {
         size_t body_len, body_cap;
         int fd; /* body from a file, or -EBADF */
         uint64_t fd_offset, fd_length;
+
+        /* Internal (never set by modules): a body or fd borrowed from their owner (the static handler's
+         * cache), which `release(release_data)` gives back when the response is reset. A borrowed fd is not
+         * closed here; a borrowed body (ext, ext_len) is sent instead of body. */
+        bool fd_borrowed;
+        const char *ext;
+        size_t ext_len;
+        void (*release)(void *data);
+        void *release_data;
+        /* headers holds only lines built by drover_response_add_header() and response_add_checked_headers():
+         * always a valid header block (see http_format_head()). */
 };
 
 void response_init(drover_response *r);
 /* Frees what the response owns and makes it ready for the next request (keeps small buffers). */
 void response_reset(drover_response *r);
 void response_free(drover_response *r);
+/* Appends header lines that the caller built from checked values (e.g. the static handler's cache entries):
+ * "Name: value\r\n" lines, len bytes, which must not include Content-Length, Connection or the other
+ * reserved names. Returns 0, -E2BIG or -ENOMEM. */
+int response_add_checked_headers(drover_response *r, const char *lines, size_t len, bool content_type);
+/* Drops the body (memory, borrowed or file), keeping the headers: HEAD and 304. */
+void response_drop_body(drover_response *r);
 /* The body length the protocol announces: memory or file. */
 uint64_t response_body_length(const drover_response *r);
 /* The Content-Type to announce when the handler set none and there is a body, or NULL. */

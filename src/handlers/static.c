@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <linux/openat2.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
@@ -90,6 +91,7 @@ int static_handler_init(StaticHandler *h, const char *root, const char *mime_typ
 
 void static_handler_done(StaticHandler *h)
 {
+        static_cache_flush(h);
         h->root_fd = safe_close(h->root_fd);
         mime_table_done(&h->mime);
 }
@@ -200,8 +202,282 @@ void static_handler_resolve(const StaticHandler *h, const char *path, size_t pat
         ret->mtime = st.st_mtim.tv_sec;
         ret->mtime_nsec = st.st_mtim.tv_nsec;
         ret->ino = (uint64_t) st.st_ino;
+        ret->dev = (uint64_t) st.st_dev;
+        ret->ctime = st.st_ctim.tv_sec;
+        ret->ctime_nsec = st.st_ctim.tv_nsec;
         ret->content_type = mime_table_lookup(&h->mime, name);
+        static_format_etag(ret->ino, ret->size, ret->mtime, ret->mtime_nsec, ret->etag);
         ret->fd = TAKE_FD(fd);
+}
+
+/* ---- the open-file cache ---------------------------------------------------------------------------------
+ *
+ * Per worker, single-threaded. An entry is keyed by the decoded request path and holds what
+ * static_handler_resolve() found for it: the open fd, its description, and for a small file its whole
+ * content, read once. Requests within cache_valid_ms of the entry's last check are answered from it without
+ * a syscall; the first one after that resolves the path again (the same openat2(RESOLVE_BENEATH)) and keeps
+ * the entry only if the same file, unchanged, is what the path names now.
+ *
+ * Lifetime: an entry is linked (reachable from its bucket and the LRU list) or not, and pinned by every
+ * response in flight that borrowed its fd or content (refs). Eviction and replacement unlink it; the last
+ * unpin of an unlinked entry frees it, so a response never loses its body mid-write. */
+
+struct StaticCacheEntry {
+        StaticCacheEntry *bucket_next;
+        StaticCacheEntry *lru_prev, *lru_next;
+        StaticHandler *handler; /* NULL once unlinked */
+        unsigned refs;          /* pins by results and responses in flight */
+        uint64_t checked_ms;
+        uint64_t hash;
+        StaticResult file;      /* status 200; file.fd is the entry's */
+        char *content;          /* file.size bytes, or NULL */
+        char last_modified[30]; /* "" for an mtime in the future when the entry was made */
+        char *headers_200;
+        size_t headers_200_len;
+        size_t path_len;
+        char path[]; /* NUL-terminated */
+};
+
+uint64_t static_cache_hash(const char *path, size_t len)
+{
+        uint64_t x = UINT64_C(14695981039346656037); /* FNV-1a */
+        for (size_t i = 0; i < len; i++)
+                x = (x ^ (unsigned char) path[i]) * UINT64_C(1099511628211);
+        return x;
+}
+
+bool static_cache_same_file(const StaticResult *a, const StaticResult *b)
+{
+        return a->dev == b->dev && a->ino == b->ino && a->size == b->size && a->mtime == b->mtime &&
+               a->mtime_nsec == b->mtime_nsec && a->ctime == b->ctime && a->ctime_nsec == b->ctime_nsec;
+}
+
+bool static_cache_fresh(uint64_t checked_ms, uint64_t now_ms, uint64_t valid_ms)
+{
+        /* now_ms < checked_ms cannot happen with a monotonic clock; treat it as stale rather than trust it.
+         */
+        return valid_ms > 0 && now_ms >= checked_ms && now_ms - checked_ms < valid_ms;
+}
+
+static void entry_free(StaticCacheEntry *e)
+{
+        safe_close(e->file.fd);
+        free(e->content);
+        free(e->headers_200);
+        free(e);
+}
+
+static void entry_unlink(StaticCacheEntry *e)
+{
+        StaticHandler *h = e->handler;
+        StaticCacheEntry **pp;
+
+        if (!h)
+                return;
+        for (pp = &h->buckets[e->hash % STATIC_CACHE_BUCKETS]; *pp != e; pp = &(*pp)->bucket_next)
+                ;
+        *pp = e->bucket_next;
+        if (e->lru_prev)
+                e->lru_prev->lru_next = e->lru_next;
+        else
+                h->lru_head = e->lru_next;
+        if (e->lru_next)
+                e->lru_next->lru_prev = e->lru_prev;
+        else
+                h->lru_tail = e->lru_prev;
+        h->n_entries--;
+        if (e->content)
+                h->content_bytes -= e->file.size;
+        e->handler = NULL;
+        e->bucket_next = e->lru_prev = e->lru_next = NULL;
+        if (e->refs == 0)
+                entry_free(e);
+}
+
+void static_cache_entry_ref(StaticCacheEntry *e)
+{
+        e->refs++;
+}
+
+void static_cache_entry_unref(StaticCacheEntry *e)
+{
+        if (--e->refs == 0 && !e->handler)
+                entry_free(e);
+}
+
+static void lru_to_front(StaticHandler *h, StaticCacheEntry *e)
+{
+        if (h->lru_head == e)
+                return;
+        if (e->lru_prev)
+                e->lru_prev->lru_next = e->lru_next;
+        if (e->lru_next)
+                e->lru_next->lru_prev = e->lru_prev;
+        else
+                h->lru_tail = e->lru_prev;
+        e->lru_prev = NULL;
+        e->lru_next = h->lru_head;
+        if (h->lru_head)
+                h->lru_head->lru_prev = e;
+        h->lru_head = e;
+        if (!h->lru_tail)
+                h->lru_tail = e;
+}
+
+void static_cache_flush(StaticHandler *h)
+{
+        while (h->lru_head)
+                entry_unlink(h->lru_head);
+}
+
+/* The whole file, if it is small, fits the budget and reads back as the size fstat() gave. */
+static char *entry_read_content(StaticHandler *h, const StaticResult *f)
+{
+        if (f->size == 0 || f->size > STATIC_CACHE_CONTENT_MAX)
+                return NULL;
+        /* Make room among the least recently used contents first. */
+        for (StaticCacheEntry *v = h->lru_tail;
+             v && h->content_bytes + f->size > STATIC_CACHE_CONTENT_BUDGET;) {
+                StaticCacheEntry *prev = v->lru_prev;
+                if (v->content)
+                        entry_unlink(v);
+                v = prev;
+        }
+        if (h->content_bytes + f->size > STATIC_CACHE_CONTENT_BUDGET)
+                return NULL;
+        char *buf = malloc(f->size);
+        if (!buf)
+                return NULL;
+        size_t got = 0;
+        while (got < f->size) {
+                ssize_t n = pread(f->fd, buf + got, f->size - got, (off_t) got);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        break;
+                got += (size_t) n;
+        }
+        /* A file written to while we read it: its bytes may not be those of the size and mtime we describe.
+         * Serve it from the fd (as without a cache) until it settles. */
+        struct stat st;
+        if (got != f->size || fstat(f->fd, &st) < 0 || (uint64_t) st.st_size != f->size ||
+            st.st_mtim.tv_sec != f->mtime || st.st_mtim.tv_nsec != f->mtime_nsec) {
+                free(buf);
+                return NULL;
+        }
+        return buf;
+}
+
+/* The header lines of a plain 200, from values that are checked here once rather than per response. */
+static void entry_format_headers(StaticCacheEntry *e)
+{
+        char buf[1024];
+        int n;
+
+        if (!e->last_modified[0] || http_check_field_value(e->file.content_type) < 0)
+                return;
+        n = snprintf(buf, sizeof buf,
+                     "Content-Type: %s\r\nLast-Modified: %s\r\nETag: %s\r\nAccept-Ranges: bytes\r\n",
+                     e->file.content_type, e->last_modified, e->file.etag);
+        if (n < 0 || (size_t) n >= sizeof buf)
+                return;
+        e->headers_200 = strdup(buf);
+        if (e->headers_200)
+                e->headers_200_len = (size_t) n;
+}
+
+static StaticCacheEntry *entry_new(StaticHandler *h, const char *path, size_t path_len, uint64_t hash,
+                                   StaticResult *file, uint64_t now_ms)
+{
+        StaticCacheEntry *e;
+        time_t now = time(NULL);
+
+        while (h->n_entries >= STATIC_CACHE_ENTRIES && h->lru_tail)
+                entry_unlink(h->lru_tail);
+        e = calloc(1, sizeof *e + path_len + 1);
+        if (!e)
+                return NULL;
+        memcpy(e->path, path, path_len);
+        e->path_len = path_len;
+        e->hash = hash;
+        e->checked_ms = now_ms;
+        e->file = *file;
+        file->fd = -EBADF; /* the entry's now */
+        e->content = entry_read_content(h, &e->file);
+        if (e->file.mtime <= now)
+                http_format_date(e->file.mtime, e->last_modified);
+        entry_format_headers(e);
+
+        e->handler = h;
+        e->bucket_next = h->buckets[hash % STATIC_CACHE_BUCKETS];
+        h->buckets[hash % STATIC_CACHE_BUCKETS] = e;
+        e->lru_next = h->lru_head;
+        if (h->lru_head)
+                h->lru_head->lru_prev = e;
+        h->lru_head = e;
+        if (!h->lru_tail)
+                h->lru_tail = e;
+        h->n_entries++;
+        if (e->content)
+                h->content_bytes += e->file.size;
+        return e;
+}
+
+static void result_from_entry(StaticCacheEntry *e, StaticResult *ret)
+{
+        *ret = e->file;
+        e->refs++;
+        ret->entry = e;
+        ret->content = e->content;
+        ret->last_modified = e->last_modified[0] ? e->last_modified : NULL;
+        ret->headers_200 = e->headers_200;
+        ret->headers_200_len = e->headers_200_len;
+}
+
+void static_handler_open(StaticHandler *h, const char *path, size_t path_len, uint64_t now_ms,
+                         StaticResult *ret)
+{
+        StaticCacheEntry *e = NULL;
+        uint64_t hash;
+
+        if (h->cache_valid_ms == 0)
+                return static_handler_resolve(h, path, path_len, ret);
+
+        hash = static_cache_hash(path, path_len);
+        for (e = h->buckets[hash % STATIC_CACHE_BUCKETS]; e; e = e->bucket_next)
+                if (e->hash == hash && e->path_len == path_len && memcmp(e->path, path, path_len) == 0)
+                        break;
+        if (e && static_cache_fresh(e->checked_ms, now_ms, h->cache_valid_ms)) {
+                lru_to_front(h, e);
+                return result_from_entry(e, ret);
+        }
+
+        static_handler_resolve(h, path, path_len, ret);
+        if (e && ret->status == 200 && static_cache_same_file(&e->file, ret)) {
+                /* Still the same file: keep what was read and formatted, and the older fd (equivalent). */
+                safe_close(ret->fd);
+                e->checked_ms = now_ms;
+                lru_to_front(h, e);
+                return result_from_entry(e, ret);
+        }
+        if (e)
+                entry_unlink(e); /* changed, gone or now refused: never served from the cache again */
+        if (ret->status != 200)
+                return;
+        e = entry_new(h, path, path_len, hash, ret, now_ms);
+        if (e)
+                result_from_entry(e, ret);
+}
+
+void static_result_release(StaticResult *r)
+{
+        if (r->entry) {
+                static_cache_entry_unref(r->entry);
+                r->entry = NULL;
+                r->fd = -EBADF;
+        } else
+                r->fd = safe_close(r->fd);
+        r->content = r->last_modified = r->headers_200 = NULL;
 }
 
 /* ---- conditional and range requests (RFC 9110 13, 14) --------------------------------------------------- */
@@ -445,7 +721,10 @@ void static_decide(const StaticConditions *c, const StaticResult *file, time_t n
                 .last_modified = MIN(file->mtime, now),
                 .accept_ranges = true,
         };
-        static_format_etag(file->ino, file->size, file->mtime, file->mtime_nsec, ret->etag);
+        if (file->etag[0])
+                memcpy(ret->etag, file->etag, sizeof ret->etag);
+        else
+                static_format_etag(file->ino, file->size, file->mtime, file->mtime_nsec, ret->etag);
 
         /* 13.2.2 step 1 and 2: If-Match (strong comparison), else If-Unmodified-Since. */
         if (c->if_match) {

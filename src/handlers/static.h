@@ -18,20 +18,54 @@
  * static_decide() then applies the request's conditional and range fields to that description (RFC 9110
  * sections 13 and 14) and says what to send. The second step is pure. */
 
+typedef struct StaticCacheEntry StaticCacheEntry;
+
+/* '"' + three 64-bit numbers in hex, two '-', '"', NUL */
+#define STATIC_ETAG_MAX 64
+
+/* The open-file cache (static_handler_open()): at most this many files, each opened at most once per
+ * validity window; the content of files up to STATIC_CACHE_CONTENT_MAX bytes is kept in memory, within
+ * STATIC_CACHE_CONTENT_BUDGET bytes per worker. */
+#define STATIC_CACHE_ENTRIES 64U
+#define STATIC_CACHE_BUCKETS 128U
+#define STATIC_CACHE_CONTENT_MAX 16384U
+#define STATIC_CACHE_CONTENT_BUDGET (256U * 1024U)
+
 typedef struct StaticHandler {
         int root_fd;
         MimeTable mime;
+
+        uint64_t cache_valid_ms; /* 0: no cache, every request opens its file */
+        StaticCacheEntry *buckets[STATIC_CACHE_BUCKETS];
+        StaticCacheEntry *lru_head, *lru_tail; /* most recently used first */
+        unsigned n_entries;
+        size_t content_bytes;
 } StaticHandler;
 
 typedef struct StaticResult {
         unsigned status;          /* 200, 301, 403, 404, 500 */
-        int fd;                   /* the open file for 200, else -EBADF; the caller owns it */
+        int fd;                   /* the open file for 200, else -EBADF; the caller owns it unless entry */
         uint64_t size;
         time_t mtime;
         long mtime_nsec;          /* with mtime, size and ino: the ETag */
         uint64_t ino;
+        uint64_t dev;             /* with ino, size, mtime and ctime: the file's identity for the cache */
+        time_t ctime;
+        long ctime_nsec;
         const char *content_type; /* for 200 */
         char location[512];       /* for 301: the path with a trailing slash */
+        char etag[STATIC_ETAG_MAX]; /* for 200: the entity-tag, or "" to have static_decide() format it */
+
+        /* From static_handler_open()'s cache: the entry, pinned until static_result_release(); fd is the
+         * entry's. Its content (NULL unless the whole file is in memory, size bytes) and its preformatted
+         * Last-Modified (of an mtime not in the future, else NULL) stay valid as long as the pin. */
+        StaticCacheEntry *entry;
+        const char *content;
+        const char *last_modified;
+        /* The header lines of a plain 200 of the whole file (Content-Type, Last-Modified, ETag,
+         * Accept-Ranges), checked when the entry was made; NULL when the entry has none. */
+        const char *headers_200;
+        size_t headers_200_len;
 } StaticResult;
 
 /* The fallback of the openat2() resolution (exposed for tests): component by component, O_NOFOLLOW, no "..". */
@@ -43,6 +77,26 @@ void static_handler_done(StaticHandler *h);
 /* Resolves the decoded request path (starting with '/') and opens what it names. Never fails: errors
  * become statuses in the result. */
 void static_handler_resolve(const StaticHandler *h, const char *path, size_t path_len, StaticResult *ret);
+
+/* static_handler_resolve() through the open-file cache: a file found (200) within the last cache_valid_ms
+ * (by the monotonic now_ms) is described and served as it was then, without opening it again; after that
+ * it is resolved again, and kept only if it is still the same file (device, inode, size, mtime and ctime),
+ * else replaced. Only 200s are cached: whatever is served was, within the window, what an
+ * openat2(RESOLVE_BENEATH) of the path opened. Release the result with static_result_release(). */
+void static_handler_open(StaticHandler *h, const char *path, size_t path_len, uint64_t now_ms,
+                         StaticResult *ret);
+/* The cache's pure parts (exposed for tests): the key's hash, whether a re-resolved file is the cached one,
+ * and whether an entry checked at checked_ms may still be served without a check at now_ms. */
+uint64_t static_cache_hash(const char *path, size_t len);
+bool static_cache_same_file(const StaticResult *a, const StaticResult *b);
+bool static_cache_fresh(uint64_t checked_ms, uint64_t now_ms, uint64_t valid_ms);
+/* Closes the result's fd if it owns it and unpins its cache entry. Idempotent. */
+void static_result_release(StaticResult *r);
+/* Drops every cache entry not pinned by a response in flight (a worker going idle gives its memory back). */
+void static_cache_flush(StaticHandler *h);
+/* A pinned entry's lifetime: static_result_release() and the response that borrowed it share it. */
+void static_cache_entry_ref(StaticCacheEntry *e);
+void static_cache_entry_unref(StaticCacheEntry *e);
 
 /* The request's fields that static_decide() reads, as sent (NULL: absent). Only the first field line of
  * each name counts. */
@@ -62,8 +116,6 @@ typedef struct StaticConditions {
         size_t if_range_len;
 } StaticConditions;
 
-/* '"' + three 64-bit numbers in hex, two '-', '"', NUL */
-#define STATIC_ETAG_MAX 64
 /* "bytes " + three 20-digit numbers, '-', '/', NUL */
 #define STATIC_CONTENT_RANGE_MAX 96
 

@@ -997,11 +997,38 @@ int http_path_normalize(char *path, size_t len)
 
 void http_format_date(time_t t, char buf[static 30])
 {
+        static const char days[] = "SunMonTueWedThuFriSat";
+        static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
         struct tm tm;
 
-        /* strftime() in the "C" locale (drover never calls setlocale()), which is what HTTP wants. */
-        if (!gmtime_r(&t, &tm) || strftime(buf, 30, "%a, %d %b %Y %H:%M:%S GMT", &tm) == 0)
+        /* By hand rather than strftime(): no locale to consult, and it is on every response's path. */
+        if (!gmtime_r(&t, &tm) || tm.tm_year + 1900 < 0 || tm.tm_year + 1900 > 9999) {
                 strcpy(buf, "Thu, 01 Jan 1970 00:00:00 GMT");
+                return;
+        }
+        unsigned y = (unsigned) (tm.tm_year + 1900);
+        memcpy(buf, days + 3 * tm.tm_wday, 3);
+        buf[3] = ',';
+        buf[4] = ' ';
+        buf[5] = (char) ('0' + tm.tm_mday / 10);
+        buf[6] = (char) ('0' + tm.tm_mday % 10);
+        buf[7] = ' ';
+        memcpy(buf + 8, months + 3 * tm.tm_mon, 3);
+        buf[11] = ' ';
+        buf[12] = (char) ('0' + y / 1000);
+        buf[13] = (char) ('0' + y / 100 % 10);
+        buf[14] = (char) ('0' + y / 10 % 10);
+        buf[15] = (char) ('0' + y % 10);
+        buf[16] = ' ';
+        buf[17] = (char) ('0' + tm.tm_hour / 10);
+        buf[18] = (char) ('0' + tm.tm_hour % 10);
+        buf[19] = ':';
+        buf[20] = (char) ('0' + tm.tm_min / 10);
+        buf[21] = (char) ('0' + tm.tm_min % 10);
+        buf[22] = ':';
+        buf[23] = (char) ('0' + tm.tm_sec / 10);
+        buf[24] = (char) ('0' + tm.tm_sec % 10);
+        memcpy(buf + 25, " GMT", 5);
 }
 
 int http_check_token(const char *s)
@@ -1195,54 +1222,97 @@ int http_parse_date(const char *s, size_t len, time_t now, time_t *ret)
         return 0;
 }
 
+/* Appends to a head being formatted; false when it does not fit. Copies rather than snprintf(): a head is
+ * formatted for every response. */
+typedef struct HeadBuf {
+        char *buf;
+        size_t size, len;
+} HeadBuf;
+
+static bool head_put(HeadBuf *b, const char *s, size_t n)
+{
+        if (n >= b->size - b->len) /* keep room for the NUL */
+                return false;
+        memcpy(b->buf + b->len, s, n);
+        b->len += n;
+        return true;
+}
+
+static bool head_puts(HeadBuf *b, const char *s)
+{
+        return head_put(b, s, strlen(s));
+}
+
+static bool head_putu(HeadBuf *b, uint64_t v)
+{
+        char d[20];
+        size_t n = 0;
+
+        do
+                d[sizeof d - ++n] = (char) ('0' + v % 10);
+        while ((v /= 10) > 0);
+        return head_put(b, d + sizeof d - n, n);
+}
+
+static bool head_field(HeadBuf *b, const char *name_colon_sp, const char *value)
+{
+        return head_puts(b, name_colon_sp) && head_puts(b, value) && head_put(b, "\r\n", 2);
+}
+
 int http_format_head(const HttpResponseHead *h, char *buf, size_t size)
 {
-        size_t o = 0;
+        HeadBuf b = { .buf = buf, .size = size };
+        bool ok;
 
         if (!value_ok(h->content_type) || !value_ok(h->date) || !value_ok(h->server) || !value_ok(h->etag) ||
             !value_ok(h->content_range) || !value_ok(h->location) || !value_ok(h->allow))
                 return -EINVAL;
-        if (h->extra_headers && http_check_header_block(h->extra_headers) < 0)
+        if (h->extra_headers && !h->extra_headers_checked && http_check_header_block(h->extra_headers) < 0)
                 return -EINVAL;
         /* A chunked response to an HTTP/1.0 client, or one with a length as well, would be misframed. */
         if (h->chunked && (h->has_body_length || h->minor_version == 0))
                 return -EINVAL;
+        if (size == 0)
+                return -ENOBUFS;
 
-#define PUT(...) APPENDF_OR_RETURN(buf, size, o, __VA_ARGS__)
-
-        PUT("HTTP/1.%u %u %s\r\n", h->minor_version ? 1U : 0U, h->status, http_status_reason(h->status));
-        if (h->server)
-                PUT("Server: %s\r\n", h->server);
-        if (h->date)
-                PUT("Date: %s\r\n", h->date);
-        if (h->content_type)
-                PUT("Content-Type: %s\r\n", h->content_type);
-        if (h->has_body_length)
-                PUT("Content-Length: %llu\r\n", (unsigned long long) h->content_length);
-        if (h->chunked)
-                PUT("Transfer-Encoding: chunked\r\n");
-        if (h->last_modified > 0) {
+        ok = head_puts(&b, h->minor_version ? "HTTP/1.1 " : "HTTP/1.0 ") && head_putu(&b, h->status) &&
+             head_put(&b, " ", 1) && head_puts(&b, http_status_reason(h->status)) && head_put(&b, "\r\n", 2);
+        if (ok && h->server)
+                ok = head_field(&b, "Server: ", h->server);
+        if (ok && h->date)
+                ok = head_field(&b, "Date: ", h->date);
+        if (ok && h->content_type)
+                ok = head_field(&b, "Content-Type: ", h->content_type);
+        if (ok && h->has_body_length)
+                ok = head_puts(&b, "Content-Length: ") && head_putu(&b, h->content_length) &&
+                     head_put(&b, "\r\n", 2);
+        if (ok && h->chunked)
+                ok = head_puts(&b, "Transfer-Encoding: chunked\r\n");
+        if (ok && h->last_modified > 0) {
                 char d[30];
                 http_format_date(h->last_modified, d);
-                PUT("Last-Modified: %s\r\n", d);
+                ok = head_field(&b, "Last-Modified: ", d);
         }
-        if (h->etag)
-                PUT("ETag: %s\r\n", h->etag);
-        if (h->accept_ranges)
-                PUT("Accept-Ranges: bytes\r\n");
-        if (h->content_range)
-                PUT("Content-Range: %s\r\n", h->content_range);
-        if (h->location)
-                PUT("Location: %s\r\n", h->location);
-        if (h->allow)
-                PUT("Allow: %s\r\n", h->allow);
-        if (h->extra_headers)
-                PUT("%s", h->extra_headers);
-        if (!h->keep_alive)
-                PUT("Connection: close\r\n");
-        else if (h->minor_version == 0)
-                PUT("Connection: keep-alive\r\n");
-        PUT("\r\n");
-#undef PUT
-        return (int) o;
+        if (ok && h->etag)
+                ok = head_field(&b, "ETag: ", h->etag);
+        if (ok && h->accept_ranges)
+                ok = head_puts(&b, "Accept-Ranges: bytes\r\n");
+        if (ok && h->content_range)
+                ok = head_field(&b, "Content-Range: ", h->content_range);
+        if (ok && h->location)
+                ok = head_field(&b, "Location: ", h->location);
+        if (ok && h->allow)
+                ok = head_field(&b, "Allow: ", h->allow);
+        if (ok && h->extra_headers)
+                ok = head_puts(&b, h->extra_headers);
+        if (ok && !h->keep_alive)
+                ok = head_puts(&b, "Connection: close\r\n");
+        else if (ok && h->minor_version == 0)
+                ok = head_puts(&b, "Connection: keep-alive\r\n");
+        if (ok)
+                ok = head_put(&b, "\r\n", 2);
+        if (!ok)
+                return -ENOBUFS;
+        buf[b.len] = '\0';
+        return (int) b.len;
 }

@@ -170,6 +170,9 @@ typedef struct HttpResponseHead {
         const char *location;      /* may be NULL */
         const char *allow;         /* may be NULL */
         const char *extra_headers; /* preformatted "Name: value\r\n" lines, may be NULL */
+        /* The caller built extra_headers only from checked lines (a drover_response's block, see request.h):
+         * it is not checked again. */
+        bool extra_headers_checked;
 } HttpResponseHead;
 
 /* Writes the status line and header block. Returns its length, -ENOBUFS if it does not fit, or -EINVAL if a

@@ -135,7 +135,6 @@ void conn_free(Conn *c)
 
 void conn_accept(Worker *w, int fd, Protocol protocol, const struct sockaddr *peer, socklen_t peer_len)
 {
-        static const int one = 1;
         Conn *c = conn_get(w);
         int r;
 
@@ -152,6 +151,7 @@ void conn_accept(Worker *w, int fd, Protocol protocol, const struct sockaddr *pe
         c->state = CONN_READ;
         c->readable = c->writable = false;
         c->fresh = true;
+        c->nodelay = false;
         c->peer_closed = false;
         c->close_after = false;
         c->continue_sent = false;
@@ -163,6 +163,8 @@ void conn_accept(Worker *w, int fd, Protocol protocol, const struct sockaddr *pe
         c->file_off = c->file_end = 0;
         c->peer_len = MIN(peer_len, (socklen_t) sizeof c->peer);
         memcpy(&c->peer, peer, c->peer_len);
+        if (c->peer_len < sizeof(sa_family_t))
+                c->peer.ss_family = AF_UNSPEC;
         response_reset(&c->resp);
 
         r = conn_parser_start(c);
@@ -172,10 +174,6 @@ void conn_accept(Worker *w, int fd, Protocol protocol, const struct sockaddr *pe
                 conn_put(w, c);
                 return;
         }
-
-        /* Responses go out as whole writes or sendfile runs; Nagle would only delay the last segment. */
-        if (peer->sa_family != AF_UNIX)
-                (void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 
         c->watch.handler = conn_io;
         if (loop_add(&w->loop, &c->watch, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) < 0) {
@@ -290,6 +288,7 @@ static int conn_frame_response(Conn *c, bool keep_alive)
                         .date = worker_date(w),
                         .server = w->server,
                         .extra_headers = resp->headers && resp->headers_len ? resp->headers : NULL,
+                        .extra_headers_checked = true, /* see drover_response.headers */
                 };
                 n = http_format_head(&h, c->head, c->head_cap);
         } else
@@ -303,11 +302,9 @@ static int conn_frame_response(Conn *c, bool keep_alive)
         c->head_len = (size_t) n;
         c->head_off = 0;
         c->head_only = c->head_only || no_body;
-        if (c->head_only) {
+        if (c->head_only)
                 /* HEAD and 304: the head announces what GET would send; nothing of it goes out. */
-                resp->fd = safe_close(resp->fd);
-                resp->body_len = 0;
-        }
+                response_drop_body(resp);
         c->body_off = 0;
         c->file_off = resp->fd >= 0 ? resp->fd_offset : 0;
         c->file_end = resp->fd >= 0 ? resp->fd_offset + resp->fd_length : 0;
@@ -381,7 +378,7 @@ static bool scgi_header_name(const char *var, size_t len, char *out, size_t *ret
 }
 
 /* Fills req from the parsed request. Returns 0, or an HTTP status to answer with instead. */
-static unsigned conn_build_request(Conn *c, drover_request *req, char *addr, size_t addr_size)
+static unsigned conn_build_request(Conn *c, drover_request *req)
 {
         Worker *w = c->worker;
         const char *target;
@@ -402,7 +399,7 @@ static unsigned conn_build_request(Conn *c, drover_request *req, char *addr, siz
                 req->n_headers = h->n_headers;
                 req->body = h->body;
                 req->body_len = h->body ? h->body_len : 0;
-                req->remote_address = NULL; /* formatted below, only if a module asks */
+                req->remote_address = NULL; /* formatted in conn_handle(), only for a module */
         } else {
                 ScgiRequest *s = &c->req.scgi;
                 size_t used = 0, ml;
@@ -453,8 +450,6 @@ static unsigned conn_build_request(Conn *c, drover_request *req, char *addr, siz
                 }
         }
         req->head = strcmp(req->method, "HEAD") == 0;
-        if (!req->remote_address)
-                req->remote_address = conn_remote_address(c, addr, addr_size);
         return 0;
 }
 
@@ -475,6 +470,11 @@ static void conn_mark_busy(Conn *c, const drover_request *req)
         stats_store(st->busy, 1);
 }
 
+static void conn_release_cache_entry(void *data)
+{
+        static_cache_entry_unref(data);
+}
+
 static void conn_serve_static(Conn *c, const drover_request *req)
 {
         Worker *w = c->worker;
@@ -488,7 +488,7 @@ static void conn_serve_static(Conn *c, const drover_request *req)
                 resp->status = 405;
                 return;
         }
-        static_handler_resolve(&w->static_handler, req->path, req->path_len, &res);
+        static_handler_open(&w->static_handler, req->path, req->path_len, loop_now(&w->loop), &res);
         if (res.status == 301) {
                 resp->status = 301;
                 (void) drover_response_add_header(resp, "Location", res.location);
@@ -504,26 +504,47 @@ static void conn_serve_static(Conn *c, const drover_request *req)
         static_decide(&cond, &res, w->date_time, &d);
         resp->status = d.status;
         if (d.status == 412 || d.status == 416) {
-                safe_close(res.fd);
                 if (d.content_range[0])
                         (void) drover_response_add_header(resp, "Content-Range", d.content_range);
+                return static_result_release(&res);
+        }
+        if (d.status == 200 && res.headers_200 && d.last_modified == res.mtime)
+                /* The cache entry's lines, checked when it was made: the same as those below. */
+                (void) response_add_checked_headers(resp, res.headers_200, res.headers_200_len, true);
+        else {
+                if (d.status != 304)
+                        (void) drover_response_add_header(resp, "Content-Type", res.content_type);
+                if (d.last_modified > 0) {
+                        if (res.last_modified && d.last_modified == res.mtime)
+                                memcpy(date, res.last_modified, sizeof date);
+                        else
+                                http_format_date(d.last_modified, date);
+                        (void) drover_response_add_header(resp, "Last-Modified", date);
+                }
+                (void) drover_response_add_header(resp, "ETag", d.etag);
+                if (d.status == 206)
+                        (void) drover_response_add_header(resp, "Content-Range", d.content_range);
+                if (d.accept_ranges)
+                        (void) drover_response_add_header(resp, "Accept-Ranges", "bytes");
+        }
+        if (d.length == 0 || d.status == 304)
+                return static_result_release(&res);
+        if (!res.entry) {
+                (void) drover_response_send_fd(resp, TAKE_FD(res.fd), d.offset, d.length);
                 return;
         }
-        if (d.status != 304)
-                (void) drover_response_add_header(resp, "Content-Type", res.content_type);
-        if (d.last_modified > 0) {
-                http_format_date(d.last_modified, date);
-                (void) drover_response_add_header(resp, "Last-Modified", date);
+        /* Borrowed from the cache: the response keeps the entry pinned until it is reset. */
+        if (res.content) {
+                resp->ext = res.content + d.offset;
+                resp->ext_len = (size_t) d.length;
+        } else {
+                resp->fd = res.fd;
+                resp->fd_borrowed = true;
+                resp->fd_offset = d.offset;
+                resp->fd_length = d.length;
         }
-        (void) drover_response_add_header(resp, "ETag", d.etag);
-        if (d.status == 206)
-                (void) drover_response_add_header(resp, "Content-Range", d.content_range);
-        if (d.accept_ranges)
-                (void) drover_response_add_header(resp, "Accept-Ranges", "bytes");
-        if (d.length == 0 || d.status == 304)
-                safe_close(res.fd);
-        else
-                (void) drover_response_send_fd(resp, res.fd, d.offset, d.length);
+        resp->release = conn_release_cache_entry;
+        resp->release_data = TAKE_PTR(res.entry);
 }
 
 static void conn_handle(Conn *c)
@@ -543,7 +564,7 @@ static void conn_handle(Conn *c)
                 keep_alive = false; /* SCGI: one request per connection */
 
         response_reset(&c->resp);
-        status = conn_build_request(c, &req, addr, sizeof addr);
+        status = conn_build_request(c, &req);
         if (status != 0)
                 return conn_respond_error(c, status, false);
         c->head_only = req.head;
@@ -551,6 +572,8 @@ static void conn_handle(Conn *c)
         m = modules_route(w->modules, w->n_modules, req.path, req.path_len);
         conn_mark_busy(c, &req);
         if (m) {
+                if (!req.remote_address)
+                        req.remote_address = conn_remote_address(c, addr, sizeof addr);
                 req.prefix = m->prefix;
                 req.prefix_len = m->prefix_len;
                 int r = m->handler->handle(m->state, &req, &c->resp);
@@ -579,18 +602,41 @@ static void conn_handle(Conn *c)
 
 /* ---- writing ----------------------------------------------------------------------------------------- */
 
+/* Nagle's algorithm holds back a segment shorter than the MSS while data is unacknowledged. A response that
+ * leaves in one write of at most this (below any Ethernet MSS) as the connection's first is never held
+ * (nothing is in flight yet); anything else — a second response on a keep-alive connection, a body sent with
+ * sendfile() after the head, a response in several segments — gets TCP_NODELAY, once per connection. A
+ * connection that answers one small request and closes thus costs no setsockopt(). */
+#define CONN_NAGLE_SAFE 1400U
+
+static void conn_nodelay(Conn *c)
+{
+        static const int one = 1;
+
+        if (c->nodelay)
+                return;
+        c->nodelay = true;
+        if (c->peer.ss_family != AF_UNIX)
+                (void) setsockopt(c->watch.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
 /* Returns 1 when the response is out, 0 when the socket is full, -errno on failure. */
 static int conn_flush(Conn *c)
 {
         drover_response *resp = &c->resp;
+        const char *body = resp->ext ? resp->ext : resp->body;
+        size_t body_len = resp->ext ? resp->ext_len : resp->body_len;
 
-        while (c->head_off < c->head_len || c->body_off < resp->body_len) {
+        if (!c->nodelay && (c->requests > 1 || resp->fd >= 0 || c->head_off > 0 || c->body_off > 0 ||
+                            c->head_len - c->head_off + body_len > CONN_NAGLE_SAFE))
+                conn_nodelay(c);
+        while (c->head_off < c->head_len || c->body_off < body_len) {
                 struct iovec iov[2];
                 int n_iov = 0;
                 if (c->head_off < c->head_len)
                         iov[n_iov++] = (struct iovec){ c->head + c->head_off, c->head_len - c->head_off };
-                if (c->body_off < resp->body_len)
-                        iov[n_iov++] = (struct iovec){ resp->body + c->body_off, resp->body_len - c->body_off };
+                if (c->body_off < body_len)
+                        iov[n_iov++] = (struct iovec){ (char *) body + c->body_off, body_len - c->body_off };
                 struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t) n_iov };
                 ssize_t n = sendmsg(c->watch.fd, &mh, MSG_NOSIGNAL | (resp->fd >= 0 ? MSG_MORE : 0));
                 if (n < 0)
@@ -622,8 +668,9 @@ static void conn_response_done(Conn *c)
         response_reset(&c->resp);
         worker_request_done(w);
         if (c->close_after) {
-                /* Half-close first so the client reads the whole response before it sees the end. */
-                (void) shutdown(c->watch.fd, SHUT_WR);
+                /* close() queues the FIN after the response, which the client reads in full. (A
+                 * shutdown(SHUT_WR) first would add nothing: unread input makes close() reset the connection
+                 * either way.) */
                 conn_close(c);
                 return;
         }

@@ -312,6 +312,7 @@ int worker_main(const Options *o)
         r = static_handler_init(&w->static_handler, root, DROVER_MIME_TYPES);
         if (r < 0)
                 return log_error_errno(r, "--root: cannot open '%s': %m", root), EX_CONFIG;
+        w->static_handler.cache_valid_ms = o->open_file_cache_valid_usec / USEC_PER_MSEC;
 
         r = worker_setup_engine(w, o);
         if (r != 0)

@@ -51,6 +51,7 @@ typedef struct Conn {
         ConnState state;
         bool readable, writable; /* edge-triggered readiness not yet consumed */
         bool fresh;              /* accepted, no request answered yet */
+        bool nodelay;            /* TCP_NODELAY set (see conn_flush()) */
         bool peer_closed;        /* EPOLLRDHUP seen: reads end in EOF, which no later edge would announce */
         bool close_after;        /* close once the current response is sent */
         bool continue_sent;      /* "100 Continue" sent for the current request */

@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 
 from drover_test import (FIXED_MTIME, SECRET, WAIT, DroverTestCase, HttpConnection, build_request, http_date,
                          main, proc_fds, wait_until)
@@ -20,10 +21,11 @@ class StaticTestCase(DroverTestCase):
     """A pool of two workers over a fresh document root for every test."""
 
     workers = 2
+    args = ()
 
     def setUp(self):
         super().setUp()
-        self.d = self.start(workers=self.workers)
+        self.d = self.start(workers=self.workers, args=self.args)
 
     def get(self, path, headers=None, method="GET"):
         return self.d.get(path, method, headers)
@@ -73,6 +75,8 @@ class StaticTestCase(DroverTestCase):
 
 
 class ValidatorsTest(StaticTestCase):
+    # Files change between requests here: every request looks again (OpenFileCacheTest covers the window).
+    args = ("--open-file-cache-valid=0",)
 
     def test_etag_and_last_modified_on_200(self):
         r = self.get("/plain.txt")
@@ -275,6 +279,7 @@ class RangeTest(StaticTestCase):
 
 
 class CurlTest(StaticTestCase):
+    args = ("--open-file-cache-valid=0",)
 
     def setUp(self):
         if not CURL:
@@ -437,6 +442,158 @@ class LargeResponseTest(StaticTestCase):
                 self.assertTrue(r.body == expected, "the large body differs")
                 self.assertWhole(slow.request("GET", "/plain.txt"), "plain.txt")
                 slow.close()
+
+
+class OpenFileCacheTest(DroverTestCase):
+    """--open-file-cache-valid: within the window a file found is served as it was; after it, as it is now —
+    changed, deleted or swapped for a symlink that leaves the root. One worker, so every request meets the
+    same cache."""
+
+    WINDOW = 0.2  # seconds; the tests wait longer than this, never assert anything about less
+
+    def start_cached(self, window="200ms"):
+        return self.start(workers=1, args=[f"--open-file-cache-valid={window}"])
+
+    def replace(self, rel, data):
+        """Replaces a file by rename, as editors and rsync do (a new inode)."""
+        path = os.path.join(self.root, rel)
+        tmp = path + ".tmp"
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.rename(tmp, path)
+
+    def assertConsistent(self, r, expected_bodies):
+        """A cached answer is one whole version of the file: its body, length and tag belong together."""
+        self.assertEqual(r.status, 200, r)
+        self.assertIn(r.body, expected_bodies)
+        self.assertEqual(r.header("Content-Length"), str(len(r.body)))
+
+    def test_changed_file_is_served_after_the_window(self):
+        d = self.start_cached()
+        old = self.file_data("plain.txt")
+        for _ in range(3):  # the second and third come from the cache
+            r = d.get("/plain.txt")
+            self.assertEqual((r.status, r.body), (200, old))
+        old_tag = r.header("ETag")
+        new = b"a new version, longer than the old one\n" * 3
+        self.replace("plain.txt", new)
+        self.assertConsistent(d.get("/plain.txt"), (old, new))
+        time.sleep(self.WINDOW * 2)
+        r = d.get("/plain.txt")
+        self.assertEqual((r.status, r.body), (200, new))
+        self.assertEqual(r.header("Content-Length"), str(len(new)))
+        self.assertNotEqual(r.header("ETag"), old_tag)
+        # The old tag no longer validates anything; the new one does.
+        self.assertEqual(d.get("/plain.txt", headers={"If-None-Match": old_tag}).status, 200)
+        self.assertEqual(d.get("/plain.txt", headers={"If-None-Match": r.header("ETag")}).status, 304)
+
+    def test_in_place_rewrite_is_seen_after_the_window(self):
+        # Same inode, same size: only the mtime (and ctime) tell.
+        d = self.start_cached()
+        path = os.path.join(self.root, "plain.txt")
+        old = self.file_data("plain.txt")
+        self.assertEqual(d.get("/plain.txt").body, old)
+        with open(path, "r+b") as f:
+            f.write(b"XXXXX")
+        os.utime(path, ns=(FIXED_MTIME * 10**9 + 7, FIXED_MTIME * 10**9 + 7))
+        time.sleep(self.WINDOW * 2)
+        r = d.get("/plain.txt")
+        self.assertEqual(r.body, b"XXXXX" + old[5:])
+
+    def test_large_file_from_the_cached_fd(self):
+        # Beyond the in-memory size: served from the cached descriptor, whole, ranged and after a change.
+        d = self.start_cached()
+        data = os.urandom(100 * 1024)
+        self.replace("large.bin", data)
+        for _ in range(2):
+            r = d.get("/large.bin")
+            self.assertTrue((r.status, r.body) == (200, data))
+        r = d.get("/large.bin", headers={"Range": "bytes=50000-50009"})
+        self.assertEqual((r.status, r.body), (206, data[50000:50010]))
+        data2 = os.urandom(70 * 1024)
+        self.replace("large.bin", data2)
+        time.sleep(self.WINDOW * 2)
+        r = d.get("/large.bin")
+        self.assertTrue((r.status, r.body) == (200, data2))
+
+    def test_cached_answers_match_uncached_ones(self):
+        d = self.start_cached("1h")
+        first = d.get("/style.css")
+        for method, headers, status in (("GET", None, 200), ("HEAD", None, 200),
+                                        ("GET", {"If-None-Match": first.header("ETag")}, 304),
+                                        ("GET", {"Range": "bytes=2-5"}, 206)):
+            with self.subTest(method=method, headers=headers):
+                r = d.get("/style.css", method, headers)
+                self.assertEqual(r.status, status, r)
+                self.assertEqual(r.header("ETag"), first.header("ETag"))
+                self.assertEqual(r.header("Last-Modified"), first.header("Last-Modified"))
+                if status == 200:
+                    self.assertEqual(r.header("Content-Type"), first.header("Content-Type"))
+                    self.assertEqual(r.header("Accept-Ranges"), "bytes")
+                    self.assertEqual(r.header("Content-Length"), first.header("Content-Length"))
+                    self.assertEqual(r.body, first.body if method == "GET" else b"")
+                if status == 206:
+                    self.assertEqual(r.body, first.body[2:6])
+
+    def test_deleted_file_is_404_after_the_window(self):
+        d = self.start_cached()
+        self.assertEqual(d.get("/plain.txt").status, 200)
+        os.unlink(os.path.join(self.root, "plain.txt"))
+        time.sleep(self.WINDOW * 2)
+        self.assertEqual(d.get("/plain.txt").status, 404)
+
+    def test_zero_looks_up_every_request(self):
+        d = self.start(workers=1, args=["--open-file-cache-valid=0"])
+        self.assertEqual(d.get("/plain.txt").body, self.file_data("plain.txt"))
+        self.replace("plain.txt", b"changed\n")
+        self.assertEqual(d.get("/plain.txt").body, b"changed\n")
+        os.unlink(os.path.join(self.root, "plain.txt"))
+        self.assertEqual(d.get("/plain.txt").status, 404)
+
+    def test_symlink_swapped_in_to_escape_is_refused(self):
+        d = self.start_cached()
+        base = os.path.dirname(self.root)
+        path = os.path.join(self.root, "swap.txt")
+        with open(path, "wb") as f:
+            f.write(b"inside\n")
+        self.assertEqual(d.get("/swap.txt").body, b"inside\n")
+        tmp = path + ".lnk"
+        os.symlink(os.path.join(base, "secret.txt"), tmp)
+        os.rename(tmp, path)
+        # Within the window: the old file or a refusal, never what the link leads to.
+        r = d.get("/swap.txt")
+        self.assertNotIn(SECRET.encode(), r.body)
+        time.sleep(self.WINDOW * 2)
+        for _ in range(2):
+            r = d.get("/swap.txt")
+            self.assertEqual(r.status, 403, r)
+            self.assertNotIn(SECRET.encode(), r.body)
+
+    def test_option_errors(self):
+        for value in ("-1", "abc", "500us", "2h"):
+            with self.subTest(value=value):
+                code, out, err = self.run_drover([f"--open-file-cache-valid={value}", f"--root={self.root}",
+                                                  "--listen=127.0.0.1:1"])
+                self.assertEqual(code, 78, err)  # EX_CONFIG, as for every invalid value
+                self.assertIn(f"--open-file-cache-valid: invalid value '{value}': expected 0 (no cache) or a "
+                              "duration from 1ms to 1h", err)
+        conf = os.path.join(self.tmp, "cache.conf")
+        with open(conf, "w") as f:
+            f.write("open-file-cache-valid = soon\n")
+        code, out, err = self.run_drover(["--check-config", f"--config={conf}", f"--root={self.root}"])
+        self.assertEqual(code, 78, err)  # EX_CONFIG
+        self.assertIn(f"{conf}:1: open-file-cache-valid: invalid value 'soon'", err)
+        with open(conf, "w") as f:
+            f.write("open-file-cache-valid = 250ms\n")
+        self.assertEqual(self.run_drover(["--check-config", f"--config={conf}", f"--root={self.root}"])[:2],
+                         (0, "ok\n"))
+
+    def file_data(self, rel):
+        with open(os.path.join(self.root, rel), "rb") as f:
+            return f.read()
+
+    def file(self, rel):
+        return self.file_data(rel)
 
 
 if __name__ == "__main__":
