@@ -354,11 +354,22 @@ static int fail(HttpRequest *r, unsigned status)
 }
 
 /* Appends a piece of the URL, a field name or a value to the arena. Pieces of one element arrive in order
- * and uninterrupted, so appending keeps each element contiguous. */
+ * and uninterrupted, so appending keeps each element contiguous. The arena grows (doubling) up to arena_max,
+ * which the limits bound; elements are kept as offsets, so moving it invalidates nothing. The limits
+ * themselves are enforced where they were before the arena could grow (on_url(), the scanner's field_bytes
+ * and fields): arena_max is only the last line of defence. */
 static int arena_append(HttpRequest *r, const char *at, size_t len, unsigned status_if_full)
 {
-        if (len > r->arena_size - r->arena_used)
-                return fail(r, status_if_full);
+        if (len > r->arena_size - r->arena_used) {
+                if (len > r->arena_max - r->arena_used)
+                        return fail(r, status_if_full);
+                size_t n = MIN(MAX(r->arena_size * 2, r->arena_used + len), r->arena_max);
+                char *p = realloc(r->arena, n);
+                if (!p)
+                        return fail(r, 500);
+                r->arena = p;
+                r->arena_size = n;
+        }
         memcpy(r->arena + r->arena_used, at, len);
         r->arena_used += len;
         return 0;
@@ -413,6 +424,14 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
                 finish_value(r);
                 if (r->n_headers >= r->limits.headers_max)
                         return fail(r, 431);
+                if (r->n_headers == r->headers_cap) {
+                        unsigned n = MIN(r->headers_cap * 2, r->limits.headers_max);
+                        HttpHeader *t = reallocarray(r->headers, n, sizeof *t);
+                        if (!t)
+                                return fail(r, 500);
+                        r->headers = t;
+                        r->headers_cap = n;
+                }
                 r->headers[r->n_headers++] = (HttpHeader){ .name_off = (uint32_t) r->arena_used };
                 r->in_value = false;
         }
@@ -701,9 +720,11 @@ int http_request_init(HttpRequest *r, const HttpLimits *limits)
         if (k < 0)
                 return k;
         r->limits = l;
-        r->arena_size = l.url_max + l.header_bytes_max;
+        r->arena_max = l.url_max + l.header_bytes_max;
+        r->arena_size = MIN((size_t) HTTP_ARENA_INITIAL, r->arena_max);
         r->arena = malloc(r->arena_size);
-        r->headers = calloc(l.headers_max, sizeof *r->headers);
+        r->headers_cap = MIN(HTTP_HEADERS_INITIAL, l.headers_max);
+        r->headers = calloc(r->headers_cap, sizeof *r->headers);
         if (!r->arena || !r->headers) {
                 http_request_free(r);
                 return -ENOMEM;
@@ -728,29 +749,48 @@ void http_request_free(HttpRequest *r)
         r->body = NULL;
         r->arena_size = r->arena_used = 0;
         r->body_cap = r->body_len = 0;
-        r->n_headers = 0;
+        r->n_headers = r->headers_cap = 0;
         r->url_len = 0;
 }
 
-void http_request_next(HttpRequest *r)
+/* One large head or upload should not pin its buffers for the rest of a keep-alive connection, nor for the
+ * next connection of a reused object. Shrinking cannot fail in a way that matters: a failed realloc keeps
+ * the larger block, which is still valid. */
+static void request_release_grown(HttpRequest *r)
 {
-        /* One large upload should not pin its buffer for the rest of a keep-alive connection. */
         if (r->body_cap > HTTP_BODY_KEEP) {
                 free(r->body);
                 r->body = NULL;
                 r->body_cap = 0;
         }
+        size_t a = MIN((size_t) HTTP_ARENA_INITIAL, r->arena_max);
+        if (r->arena && r->arena_size > a) {
+                char *p = realloc(r->arena, a);
+                if (p) {
+                        r->arena = p;
+                        r->arena_size = a;
+                }
+        }
+        unsigned h = MIN(HTTP_HEADERS_INITIAL, r->limits.headers_max);
+        if (r->headers && r->headers_cap > h) {
+                HttpHeader *p = reallocarray(r->headers, h, sizeof *p);
+                if (p) {
+                        r->headers = p;
+                        r->headers_cap = h;
+                }
+        }
+}
+
+void http_request_next(HttpRequest *r)
+{
+        request_release_grown(r);
         request_reset(r);
         http_parser_pause(&r->parser, 0);
 }
 
 void http_request_reset(HttpRequest *r)
 {
-        if (r->body_cap > HTTP_BODY_KEEP) {
-                free(r->body);
-                r->body = NULL;
-                r->body_cap = 0;
-        }
+        request_release_grown(r);
         http_parser_init(&r->parser, HTTP_REQUEST);
         r->parser.data = r;
         request_reset(r);

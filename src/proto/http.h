@@ -38,6 +38,10 @@
 
 /* A body buffer that grew beyond this is released after its request rather than kept for the next one. */
 #define HTTP_BODY_KEEP 65536U
+/* The arena and the header table start this small and grow on demand up to what the limits allow; between
+ * requests, a grown arena or table goes back to this size (most heads fit it: a connection's idle cost). */
+#define HTTP_ARENA_INITIAL 1024U
+#define HTTP_HEADERS_INITIAL 16U
 
 typedef struct HttpLimits {
         size_t url_max;          /* bytes of the request target: 414 beyond */
@@ -96,12 +100,13 @@ typedef struct HttpRequest {
         uint64_t content_length; /* when has_content_length */
 
         uint32_t url_off, url_len;
-        HttpHeader *headers; /* limits.headers_max entries */
-        unsigned n_headers;
+        HttpHeader *headers; /* headers_cap entries, grown up to limits.headers_max */
+        unsigned n_headers, headers_cap;
         bool in_value; /* the last header callback was a value */
 
-        char *arena; /* limits.url_max + limits.header_bytes_max bytes */
+        char *arena; /* arena_size bytes, grown on demand up to arena_max */
         size_t arena_size, arena_used;
+        size_t arena_max; /* limits.url_max + limits.header_bytes_max */
 
         char *body;      /* the decoded body, NUL-terminated; valid when complete (NULL if none yet) */
         size_t body_len; /* valid when complete */
@@ -112,13 +117,14 @@ typedef struct HttpRequest {
 
 #define HTTP_CONTINUE_RESPONSE "HTTP/1.1 100 Continue\r\n\r\n"
 
-/* Sets up a request with these limits (NULL: the defaults) and allocates its arena. Need not be given a
+/* Sets up a request with these limits (NULL: the defaults) and allocates its (initial) arena. Need not be given a
  * zeroed struct. Returns -EINVAL for limits beyond their caps, -ENOMEM. */
 int http_request_init(HttpRequest *r, const HttpLimits *limits);
 /* Frees what init allocated; accepts a zeroed struct and may be called twice. */
 void http_request_free(HttpRequest *r);
-/* Prepares for the next request on the same connection (after a complete one). Keeps the arena, and the body
- * buffer unless it grew beyond HTTP_BODY_KEEP. */
+/* Prepares for the next request on the same connection (after a complete one). Keeps the arena and the
+ * header table at their initial sizes (shrinks them if they grew), and the body buffer unless it grew beyond
+ * HTTP_BODY_KEEP. */
 void http_request_next(HttpRequest *r);
 /* Prepares for the first request of a new connection, keeping the allocations (a reused connection object). */
 void http_request_reset(HttpRequest *r);

@@ -114,6 +114,7 @@ static Conn *conn_get(Worker *w)
         c->parser_protocol = _PROTOCOL_INVALID;
         c->head = NULL;
         c->head_cap = 0;
+        c->rbuf_own = NULL;
         response_init(&c->resp);
         return c;
 }
@@ -127,6 +128,7 @@ static void conn_put(Worker *w, Conn *c)
 
 void conn_free(Conn *c)
 {
+        free(c->rbuf_own);
         conn_parser_free(c);
         response_free(&c->resp);
         free(c->head);
@@ -158,6 +160,7 @@ void conn_accept(Worker *w, int fd, Protocol protocol, const struct sockaddr *pe
         c->head_only = false;
         c->requests = 0;
         c->rpos = c->rlen = 0;
+        c->rbuf = w->rbuf;
         c->head_len = c->head_off = 0;
         c->body_off = 0;
         c->file_off = c->file_end = 0;
@@ -203,6 +206,10 @@ void conn_close(Conn *c)
         timer_disarm(&c->timer);
         response_reset(&c->resp);
         c->watch.fd = safe_close(c->watch.fd); /* closing removes it from the epoll set */
+        free(c->rbuf_own);
+        c->rbuf_own = NULL;
+        c->rbuf = w->rbuf;
+        c->rpos = c->rlen = 0;
 
         if (c->prev)
                 c->prev->next = c->next;
@@ -715,6 +722,28 @@ static void conn_maybe_continue(Conn *c)
         (void) send(c->watch.fd, cont, sizeof cont - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
+/* Reads land in the worker's one read buffer, shared by every connection: the parser copies what it keeps,
+ * so an idle connection holds no read buffer. Only bytes read but not yet parsed when the connection must
+ * wait — pipelined requests behind a response that does not fit the socket — are moved to a buffer of its
+ * own before another connection's read could overwrite them. */
+static void conn_keep_input(Conn *c)
+{
+        if (c->rpos == c->rlen || c->rbuf != c->worker->rbuf)
+                return;
+        if (!c->rbuf_own) {
+                c->rbuf_own = malloc(CONN_READ_BUFFER);
+                if (!c->rbuf_own) {
+                        log_error_errno(ENOMEM, "cannot keep a connection's pipelined input: %m");
+                        conn_close(c);
+                        return;
+                }
+        }
+        c->rlen -= c->rpos;
+        memcpy(c->rbuf_own, c->rbuf + c->rpos, c->rlen);
+        c->rpos = 0;
+        c->rbuf = c->rbuf_own;
+}
+
 static void conn_run(Conn *c)
 {
         Worker *w = c->worker;
@@ -725,7 +754,7 @@ static void conn_run(Conn *c)
 
                 if (c->state == CONN_WRITE) {
                         if (!c->writable)
-                                return;
+                                return conn_keep_input(c);
                         int r = conn_flush(c);
                         if (r < 0) {
                                 conn_close(c);
@@ -737,7 +766,7 @@ static void conn_run(Conn *c)
                                  * measures progress: it restarts with every partial write. */
                                 c->writable = false;
                                 timer_arm(&w->loop, &w->q_write, &c->timer);
-                                return;
+                                return conn_keep_input(c);
                         }
                         conn_response_done(c);
                         continue;
@@ -759,17 +788,22 @@ static void conn_run(Conn *c)
                         conn_maybe_continue(c);
                 }
                 c->rpos = c->rlen = 0;
+                if (c->rbuf != w->rbuf) {
+                        free(c->rbuf_own);
+                        c->rbuf_own = NULL;
+                        c->rbuf = w->rbuf;
+                }
 
                 if (!c->readable) {
                         conn_arm_read_timer(c);
                         return;
                 }
-                ssize_t n = read(c->watch.fd, c->rbuf, sizeof c->rbuf);
+                ssize_t n = read(c->watch.fd, c->rbuf, CONN_READ_BUFFER);
                 if (n > 0) {
                         c->rlen = (size_t) n;
                         /* A short read drained the socket: the next edge will tell us about more, except the
                          * end of the stream when its edge came with this data. */
-                        if ((size_t) n < sizeof c->rbuf && !c->peer_closed)
+                        if ((size_t) n < CONN_READ_BUFFER && !c->peer_closed)
                                 c->readable = false;
                         continue;
                 }

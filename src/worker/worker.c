@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +49,8 @@ void worker_connection_closed(Worker *w)
                         w->loop.quit = true;
                 return;
         }
+        if (w->n_conns == 0)
+                timer_arm(&w->loop, &w->q_trim, &w->trim_timer);
         if (!w->listening && w->n_conns < w->max_connections)
                 listeners_register(w, true);
 }
@@ -109,6 +112,24 @@ void worker_request_done(Worker *w)
                                  (unsigned long long) w->max_requests);
                 (void) sd_notify(0, "X_DROVER_RETIRE=1");
         }
+}
+
+/* Idle for IDLE_TRIM_MS: what a burst of connections left behind goes back to the system — the reusable
+ * connection objects, and the heap's free memory (glibc keeps freed chunks otherwise). Busy again by now,
+ * the worker keeps everything. */
+static void on_trim_timer(Loop *l, TimerEntry *e)
+{
+        Worker *w = container_of(l, Worker, loop);
+        Conn *c;
+
+        if (w->n_conns > 0)
+                return;
+        while ((c = w->free_conns)) {
+                w->free_conns = c->next;
+                w->n_free_conns--;
+                conn_free(c);
+        }
+        (void) malloc_trim(0);
 }
 
 static void on_graceful_timeout(Loop *l, TimerEntry *e)
@@ -302,6 +323,7 @@ int worker_main(const Options *o)
         loop_add_queue(&w->loop, &w->q_drain, DRAIN_IDLE_MS, conn_timeout);
         w->graceful_timeout_ms = o->graceful_timeout_usec / 1000;
         loop_add_queue(&w->loop, &w->q_graceful, w->graceful_timeout_ms, on_graceful_timeout);
+        loop_add_queue(&w->loop, &w->q_trim, IDLE_TRIM_MS, on_trim_timer);
         w->max_requests = o->max_requests;
         worker_map_stats(w);
         if (sd_watchdog_enabled(true, &w->watchdog_usec) <= 0)

@@ -20,7 +20,8 @@
 #define ACCEPT_BATCH 16
 #define CONN_READ_BUFFER 4096
 #define CONN_HEAD_INITIAL 1024
-#define CONN_FREE_KEEP 64 /* closed connection objects (with their buffers) kept for reuse */
+#define CONN_FREE_KEEP 16 /* closed connection objects (with their buffers) kept for reuse */
+#define IDLE_TRIM_MS 1000U /* a worker without connections this long gives its free memory back */
 
 typedef struct Worker Worker;
 
@@ -38,7 +39,7 @@ typedef enum ConnState {
 /*
  * One client connection. Its parser (HTTP or SCGI, by the listener it came from) and buffers stay allocated
  * when the Conn is closed and reused for a later connection: accepting costs no allocation in the steady
- * state.
+ * state. It has no read buffer of its own (see conn_keep_input()), and the parser's arena starts small.
  */
 typedef struct Conn {
         IoWatch watch; /* first: the loop hands us &watch */
@@ -62,6 +63,8 @@ typedef struct Conn {
                 HttpRequest http;
                 ScgiRequest scgi;
         } req;
+        char *rbuf;     /* the worker's rbuf, or rbuf_own (see conn_keep_input()) */
+        char *rbuf_own; /* pipelined input kept while the connection waits, or NULL */
         size_t rpos, rlen;
 
         /* The response being written: head, then the body from memory or from a file. */
@@ -73,8 +76,6 @@ typedef struct Conn {
 
         struct sockaddr_storage peer;
         socklen_t peer_len;
-
-        char rbuf[CONN_READ_BUFFER];
 } Conn;
 
 struct Worker {
@@ -100,8 +101,8 @@ struct Worker {
         char *name_buf;
 
         TimerQueue q_header, q_idle, q_body, q_write, q_drain;
-        TimerQueue q_ping, q_graceful; /* one entry each */
-        TimerEntry ping_timer, graceful_timer;
+        TimerQueue q_ping, q_graceful, q_trim; /* one entry each */
+        TimerEntry ping_timer, graceful_timer, trim_timer;
 
         WorkerStats *stats; /* the supervisor's shared record, or a private one */
         WorkerStats private_stats;
@@ -122,6 +123,8 @@ struct Worker {
 
         time_t date_time;
         char date[30];
+
+        char rbuf[CONN_READ_BUFFER]; /* every connection reads here (see conn_keep_input()) */
 };
 
 int worker_main(const Options *o);

@@ -500,6 +500,64 @@ static void test_too_many_headers(void **state)
         free(b.p);
 }
 
+static void test_arena_grows_and_shrinks(void **state)
+{
+        HttpRequest *r = *state;
+        Buf b = {};
+        size_t len;
+        const char *v;
+
+        /* The arena and the header table start small... */
+        assert_int_equal(r->arena_size, HTTP_ARENA_INITIAL);
+        assert_int_equal(r->headers_cap, HTTP_HEADERS_INITIAL);
+
+        /* ...and grow, fed in pieces, to the most header fields allowed and a head well beyond the initial
+         * arena, every field intact (offsets survive the moves). */
+        buf_str(&b, "GET /grow HTTP/1.0\r\n"); /* 1.0: no Host, so every field is ours */
+        for (unsigned i = 0; i < HTTP_HEADERS_MAX; i++) {
+                char line[64];
+                snprintf(line, sizeof line, "X-H%u: value-%u-", i, i);
+                buf_str(&b, line);
+                buf_fill(&b, 'v', 90);
+                buf_str(&b, "\r\n");
+        }
+        buf_str(&b, "\r\n");
+        for (size_t off = 0; off < b.len && r->state == HTTP_PARSE_INCOMPLETE; off += 97)
+                (void) http_request_feed(r, b.p + off, MIN((size_t) 97, b.len - off));
+        assert_int_equal(r->state, HTTP_PARSE_COMPLETE);
+        assert_int_equal(r->n_headers, HTTP_HEADERS_MAX);
+        assert_true(r->arena_size > HTTP_ARENA_INITIAL);
+        assert_true(r->arena_size <= r->arena_max);
+        assert_true(r->headers_cap >= HTTP_HEADERS_MAX);
+        v = http_request_header(r, "x-h0", &len);
+        assert_non_null(v);
+        assert_true(len == 8 + 90 && memcmp(v, "value-0-", 8) == 0);
+        v = http_request_header(r, "X-H99", &len);
+        assert_non_null(v);
+        assert_true(len == 9 + 90 && memcmp(v, "value-99-", 9) == 0);
+        v = http_request_url(r, &len);
+        assert_true(len == 5 && memcmp(v, "/grow", 5) == 0);
+
+        /* Between requests both go back to their initial size, and the next request parses. */
+        http_request_next(r);
+        assert_int_equal(r->arena_size, HTTP_ARENA_INITIAL);
+        assert_int_equal(r->headers_cap, HTTP_HEADERS_INITIAL);
+        assert_complete(r, "GET /small HTTP/1.1\r\nHost: h\r\n\r\n");
+        v = http_request_header(r, "host", &len);
+        assert_true(v && len == 1 && v[0] == 'h');
+
+        /* One field more than allowed is still 431, however the table grew. */
+        reinit(r);
+        buf_str(&b, "");
+        b.len = 0;
+        buf_str(&b, "GET / HTTP/1.1\r\n");
+        for (unsigned i = 0; i <= HTTP_HEADERS_MAX; i++)
+                buf_str(&b, "X: y\r\n");
+        buf_str(&b, "\r\n");
+        assert_error(r, b.p, b.len, 431);
+        free(b.p);
+}
+
 static void test_header_bytes_limit(void **state)
 {
         HttpRequest *r = *state;
@@ -1179,11 +1237,13 @@ static void test_init_free(void **state)
         http_request_free(&r);
         http_request_free(&r);
 
-        /* The caps can be allocated; the arena is url_max + header_bytes_max. */
+        /* The caps can be set; the arena starts small and may grow to url_max + header_bytes_max. */
         HttpLimits l = { HTTP_URL_MAX_CAP, HTTP_HEADER_BYTES_MAX_CAP, HTTP_HEADERS_MAX_CAP,
                          HTTP_BODY_MAX_CAP };
         assert_int_equal(http_request_init(&r, &l), 0);
-        assert_int_equal(r.arena_size, HTTP_URL_MAX_CAP + HTTP_HEADER_BYTES_MAX_CAP);
+        assert_int_equal(r.arena_max, HTTP_URL_MAX_CAP + HTTP_HEADER_BYTES_MAX_CAP);
+        assert_int_equal(r.arena_size, HTTP_ARENA_INITIAL);
+        assert_int_equal(r.headers_cap, HTTP_HEADERS_INITIAL);
         assert_non_null(r.arena);
         assert_non_null(r.headers);
         assert_null(r.body);
@@ -1194,7 +1254,7 @@ static void test_init_free(void **state)
         /* NULL means the defaults. */
         assert_int_equal(http_request_init(&r, NULL), 0);
         assert_int_equal(r.limits.url_max, HTTP_URL_MAX_DEFAULT);
-        assert_int_equal(r.arena_size, HTTP_URL_MAX_DEFAULT + HTTP_HEADER_BYTES_MAX_DEFAULT);
+        assert_int_equal(r.arena_max, HTTP_URL_MAX_DEFAULT + HTTP_HEADER_BYTES_MAX_DEFAULT);
         http_request_free(&r);
 }
 
@@ -2277,6 +2337,7 @@ int main(void)
                 REQ_TEST(test_split_at_every_offset),
                 REQ_TEST(test_header_lookup),
                 REQ_TEST(test_next_resets_arena),
+                REQ_TEST(test_arena_grows_and_shrinks),
                 REQ_TEST(test_url_limit),
                 REQ_TEST(test_too_many_headers),
                 REQ_TEST(test_header_bytes_limit),
