@@ -1256,6 +1256,259 @@ static void test_open_walk_fallback(void **state)
         rmdir(dir);
 }
 
+/* ---- the open-file cache ------------------------------------------------------------------------------ */
+
+static void test_cache_pure_parts(void **state)
+{
+        StaticResult a = { .dev = 1, .ino = 2, .size = 3, .mtime = 4, .mtime_nsec = 5, .ctime = 6, .ctime_nsec = 7 };
+        StaticResult b;
+
+        /* Fresh strictly within the window, never with a window of 0 or a clock that went back. */
+        assert_true(static_cache_fresh(100, 100, 1000));
+        assert_true(static_cache_fresh(100, 1099, 1000));
+        assert_false(static_cache_fresh(100, 1100, 1000));
+        assert_false(static_cache_fresh(100, 100, 0));
+        assert_false(static_cache_fresh(100, 99, 1000));
+
+        /* The same file: every part of the identity counts. */
+        b = a;
+        assert_true(static_cache_same_file(&a, &b));
+        b = a, b.dev++;
+        assert_false(static_cache_same_file(&a, &b));
+        b = a, b.ino++;
+        assert_false(static_cache_same_file(&a, &b));
+        b = a, b.size++;
+        assert_false(static_cache_same_file(&a, &b));
+        b = a, b.mtime++;
+        assert_false(static_cache_same_file(&a, &b));
+        b = a, b.mtime_nsec++;
+        assert_false(static_cache_same_file(&a, &b));
+        b = a, b.ctime++;
+        assert_false(static_cache_same_file(&a, &b));
+        b = a, b.ctime_nsec++;
+        assert_false(static_cache_same_file(&a, &b));
+
+        /* The key is the whole path, length included. */
+        assert_true(static_cache_hash("/a.txt", 6) == static_cache_hash("/a.txt", 6));
+        assert_true(static_cache_hash("/a.txt", 6) != static_cache_hash("/b.txt", 6));
+        assert_true(static_cache_hash("/a.txt", 6) != static_cache_hash("/a.txt", 5));
+}
+
+static void cache_setup(StaticHandler *h, uint64_t valid_ms)
+{
+        char path[PATH_MAX];
+
+        xsprintf(path, "%s/mime.types", tmp);
+        assert_int_equal(static_handler_init(h, root, path), 0);
+        h->cache_valid_ms = valid_ms;
+}
+
+/* Replaces root/name by rename: a new inode, as editors and rsync do. */
+static void replace_file(const char *name, const char *content)
+{
+        char path[PATH_MAX], tmp_path[PATH_MAX];
+
+        xsprintf(tmp_path, "%s/.%s.tmp", root, name);
+        xsprintf(path, "%s/%s", root, name);
+        xwrite_file(root, strrchr(tmp_path, '/') + 1, content);
+        assert_int_equal(rename(tmp_path, path), 0);
+}
+
+static StaticResult cache_open(StaticHandler *h, const char *path, uint64_t now_ms)
+{
+        StaticResult res;
+        memset(&res, 0x5a, sizeof res);
+        static_handler_open(h, path, strlen(path), now_ms, &res);
+        return res;
+}
+
+static void assert_cached_content(const StaticResult *res, const char *content)
+{
+        assert_int_equal(res->status, 200);
+        assert_non_null(res->entry);
+        assert_true(res->fd >= 0);
+        assert_int_equal(res->size, strlen(content));
+        assert_non_null(res->content);
+        assert_memory_equal(res->content, content, strlen(content));
+}
+
+static void test_cache_serves_within_the_window_then_looks_again(void **state)
+{
+        StaticHandler h;
+        StaticResult res;
+        char etag[STATIC_ETAG_MAX];
+
+        cache_setup(&h, 1000);
+        replace_file("cache-a.txt", "one");
+        res = cache_open(&h, "/cache-a.txt", 10000);
+        assert_cached_content(&res, "one");
+        assert_string_equal(res.content_type, "text/plain");
+        assert_non_null(res.headers_200);
+        assert_non_null(strstr(res.headers_200, "Content-Type: text/plain\r\n"));
+        assert_non_null(strstr(res.headers_200, res.etag));
+        assert_int_equal(res.headers_200_len, strlen(res.headers_200));
+        memcpy(etag, res.etag, sizeof etag);
+        static_result_release(&res);
+        assert_int_equal(res.fd, -EBADF);
+        assert_null(res.entry);
+        assert_int_equal(h.n_entries, 1);
+
+        /* Changed: within the window the old version, whole, with its own tag... */
+        replace_file("cache-a.txt", "second");
+        res = cache_open(&h, "/cache-a.txt", 10999);
+        assert_cached_content(&res, "one");
+        assert_string_equal(res.etag, etag);
+        static_result_release(&res);
+        /* ...after it the new one. */
+        res = cache_open(&h, "/cache-a.txt", 11000);
+        assert_cached_content(&res, "second");
+        assert_string_not_equal(res.etag, etag);
+        static_result_release(&res);
+        assert_int_equal(h.n_entries, 1);
+
+        /* Unchanged at the next look: the same entry goes on. */
+        res = cache_open(&h, "/cache-a.txt", 12500);
+        assert_cached_content(&res, "second");
+        StaticCacheEntry *e = res.entry;
+        static_result_release(&res);
+        res = cache_open(&h, "/cache-a.txt", 12600);
+        assert_ptr_equal(res.entry, e);
+        static_result_release(&res);
+
+        /* Deleted: 404 once the window since the last look has passed, and no entry left. */
+        char path[PATH_MAX];
+        xsprintf(path, "%s/cache-a.txt", root);
+        assert_int_equal(unlink(path), 0);
+        res = cache_open(&h, "/cache-a.txt", 13499);
+        assert_int_equal(res.status, 200);
+        static_result_release(&res);
+        res = cache_open(&h, "/cache-a.txt", 13500);
+        assert_int_equal(res.status, 404);
+        assert_null(res.entry);
+        assert_int_equal(res.fd, -EBADF);
+        assert_int_equal(h.n_entries, 0);
+        static_handler_done(&h);
+}
+
+static void test_cache_pinned_entry_outlives_replacement(void **state)
+{
+        StaticHandler h;
+        StaticResult old, cur;
+
+        cache_setup(&h, 1000);
+        replace_file("cache-pin.txt", "old content");
+        old = cache_open(&h, "/cache-pin.txt", 5000);
+        assert_cached_content(&old, "old content");
+        /* A response still sending the old version while the file is replaced and looked up again. */
+        replace_file("cache-pin.txt", "new content!");
+        cur = cache_open(&h, "/cache-pin.txt", 7000);
+        assert_cached_content(&cur, "new content!");
+        assert_ptr_not_equal(cur.entry, old.entry);
+        assert_memory_equal(old.content, "old content", 11); /* still valid (ASan would say otherwise) */
+        char buf[16];
+        assert_int_equal(pread(old.fd, buf, sizeof buf, 0), 11);
+        static_result_release(&old);
+        static_result_release(&cur);
+        /* Flushing drops what is not pinned; a pinned entry goes when its last pin does. */
+        cur = cache_open(&h, "/cache-pin.txt", 7001);
+        static_cache_flush(&h);
+        assert_int_equal(h.n_entries, 0);
+        assert_memory_equal(cur.content, "new content!", 12);
+        static_result_release(&cur);
+        static_handler_done(&h);
+}
+
+static void test_cache_symlink_swapped_in_is_refused_after_the_window(void **state)
+{
+        StaticHandler h;
+        StaticResult res;
+        char path[PATH_MAX];
+
+        cache_setup(&h, 1000);
+        replace_file("cache-swap.txt", "inside");
+        res = cache_open(&h, "/cache-swap.txt", 1000);
+        assert_cached_content(&res, "inside");
+        static_result_release(&res);
+        xsprintf(path, "%s/cache-swap.txt", root);
+        assert_int_equal(unlink(path), 0);
+        xsymlink("../outside.txt", root, "cache-swap.txt");
+        res = cache_open(&h, "/cache-swap.txt", 1999);
+        assert_cached_content(&res, "inside"); /* the file that was there: never the link's target */
+        static_result_release(&res);
+        res = cache_open(&h, "/cache-swap.txt", 2000);
+        assert_int_equal(res.status, 403);
+        assert_null(res.entry);
+        static_result_release(&res);
+        assert_int_equal(unlink(path), 0);
+        static_handler_done(&h);
+}
+
+static void test_cache_bounds(void **state)
+{
+        StaticHandler h;
+        StaticResult res;
+        char name[64], url[80];
+        char *big = malloc(STATIC_CACHE_CONTENT_MAX + 2);
+
+        assert_non_null(big);
+        cache_setup(&h, 60000);
+        /* Beyond the in-memory size: the fd only. */
+        memset(big, 'b', STATIC_CACHE_CONTENT_MAX + 1);
+        big[STATIC_CACHE_CONTENT_MAX + 1] = '\0';
+        replace_file("cache-big.bin", big);
+        res = cache_open(&h, "/cache-big.bin", 1);
+        assert_int_equal(res.status, 200);
+        assert_non_null(res.entry);
+        assert_null(res.content);
+        assert_true(res.fd >= 0);
+        assert_int_equal(res.size, STATIC_CACHE_CONTENT_MAX + 1);
+        static_result_release(&res);
+
+        /* More files than entries, more content than the budget: both stay bounded, every file is served. */
+        memset(big, 'c', STATIC_CACHE_CONTENT_MAX);
+        big[STATIC_CACHE_CONTENT_MAX] = '\0';
+        for (unsigned i = 0; i < STATIC_CACHE_ENTRIES + 8; i++) {
+                xsprintf(name, "cache-n%u.bin", i);
+                xsprintf(url, "/%s", name);
+                replace_file(name, big);
+                res = cache_open(&h, url, 2);
+                assert_int_equal(res.status, 200);
+                assert_true(res.fd >= 0);
+                assert_true(h.n_entries <= STATIC_CACHE_ENTRIES);
+                assert_true(h.content_bytes <= STATIC_CACHE_CONTENT_BUDGET);
+                static_result_release(&res);
+        }
+        static_handler_done(&h);
+        for (unsigned i = 0; i < STATIC_CACHE_ENTRIES + 8; i++) {
+                char path[PATH_MAX];
+                xsprintf(path, "%s/cache-n%u.bin", root, i);
+                (void) unlink(path);
+        }
+        free(big);
+}
+
+static void test_cache_off_opens_every_time(void **state)
+{
+        StaticHandler h;
+        StaticResult res;
+
+        cache_setup(&h, 0);
+        res = cache_open(&h, "/file.txt", 1);
+        assert_int_equal(res.status, 200);
+        assert_null(res.entry);
+        assert_null(res.content);
+        assert_true(res.fd >= 0);
+        assert_int_equal(h.n_entries, 0);
+        static_result_release(&res); /* closes the fd the result owns */
+        assert_int_equal(res.fd, -EBADF);
+        /* Errors are never cached. */
+        h.cache_valid_ms = 1000;
+        res = cache_open(&h, "/nonexistent", 1);
+        assert_int_equal(res.status, 404);
+        assert_int_equal(h.n_entries, 0);
+        static_handler_done(&h);
+}
+
 int main(void)
 {
         /* Also after a failed group setup. */
@@ -1303,6 +1556,12 @@ int main(void)
                 cmocka_unit_test(test_etag_list_match_directly),
                 cmocka_unit_test(test_conditions_from_request),
                 cmocka_unit_test(test_open_walk_fallback),
+                cmocka_unit_test(test_cache_pure_parts),
+                cmocka_unit_test(test_cache_serves_within_the_window_then_looks_again),
+                cmocka_unit_test(test_cache_pinned_entry_outlives_replacement),
+                cmocka_unit_test(test_cache_symlink_swapped_in_is_refused_after_the_window),
+                cmocka_unit_test(test_cache_bounds),
+                cmocka_unit_test(test_cache_off_opens_every_time),
         };
         return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
