@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -75,9 +77,22 @@ const void *drover_request_body(const drover_request *r, size_t *ret_len)
         return r->body_len > 0 ? r->body : NULL;
 }
 
+/* Formatted on demand: most requests never ask, and inet_ntop() is not free. */
 const char *drover_request_remote_address(const drover_request *r)
 {
-        return r->remote_address ?: "";
+        if (r->remote_address)
+                return r->remote_address;
+        if (!r->peer || !r->remote_buf)
+                return "";
+        if (!r->remote_buf[0]) {
+                if (r->peer->sa_family == AF_INET)
+                        (void) inet_ntop(AF_INET, &((const struct sockaddr_in *) r->peer)->sin_addr, r->remote_buf,
+                                         INET6_ADDRSTRLEN);
+                else if (r->peer->sa_family == AF_INET6)
+                        (void) inet_ntop(AF_INET6, &((const struct sockaddr_in6 *) r->peer)->sin6_addr,
+                                         r->remote_buf, INET6_ADDRSTRLEN);
+        }
+        return r->remote_buf;
 }
 
 const char *drover_request_protocol(const drover_request *r)

@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <sys/socket.h>
+
 #include "drover/handler.h"
 
 /*
@@ -26,7 +28,9 @@ struct drover_request {
         size_t n_headers;
         const char *body;
         size_t body_len;
-        const char *remote_address;
+        const char *remote_address; /* NULL: formatted from peer into remote_buf when a handler asks */
+        const struct sockaddr *peer;
+        char *remote_buf; /* INET6_ADDRSTRLEN bytes, "" until formatted */
         const char *protocol;
         bool head; /* HEAD: the protocol sends no body, whatever the handler wrote */
 };

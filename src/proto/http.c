@@ -34,8 +34,14 @@ int http_limits_check(const HttpLimits *l)
 /* RFC 9110 tchar */
 static bool is_tchar(unsigned char c)
 {
-        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-               (c && strchr("!#$%&'*+-.^_`|~", c));
+        /* A table: this runs for every byte of every method and field name. */
+        static const bool tchar[256] = {
+                ['a' ... 'z'] = true, ['A' ... 'Z'] = true, ['0' ... '9'] = true, ['!'] = true, ['#'] = true,
+                ['$'] = true,         ['%'] = true,         ['&'] = true,         ['\''] = true, ['*'] = true,
+                ['+'] = true,         ['-'] = true,         ['.'] = true,         ['^'] = true,  ['_'] = true,
+                ['`'] = true,         ['|'] = true,         ['~'] = true,
+        };
+        return tchar[c];
 }
 
 /* Field-value characters (RFC 9110 5.5): VCHAR, obs-text, SP, HTAB. */
@@ -97,6 +103,29 @@ enum {
         FR_TRAILER_END_CR,
         FR_DONE, /* after the trailers */
 };
+
+static bool is_target_char(unsigned char c)
+{
+        return c > ' ' && c != 0x7f;
+}
+
+/* The run of bytes after data[i] (which was just accepted) for which ok() holds, as long as counting them
+ * keeps *count within max: how many to skip. They are exactly the bytes the state machine would accept one
+ * at a time, in the same state, counting each; where the run would cross max it is not taken at all, and
+ * the byte-by-byte path finds the exact byte that crosses it. */
+static size_t scan_run(const char *data, size_t i, size_t len, bool (*ok)(unsigned char), size_t *count,
+                       size_t max)
+{
+        size_t j = i + 1;
+
+        while (j < len && ok((unsigned char) data[j]))
+                j++;
+        size_t n = j - i - 1;
+        if (n > max - MIN(*count, max))
+                return 0;
+        *count += n;
+        return n;
+}
 
 /* Scans bytes ahead of the library. Returns how many may be given to it: all of them, or up to (not
  * including) a byte that breaks the grammar, setting *ret_status, or up to and including the LF of the empty
@@ -169,6 +198,7 @@ static size_t framing_scan(HttpRequest *r, const char *data, size_t len, unsigne
                                 goto fail;
                         }
                         f->state = FR_TARGET;
+                        i += scan_run(data, i, len, is_target_char, &f->line_bytes, l->url_max);
                         break;
                 case FR_VERSION:
                         if (f->pos == 8) {
@@ -218,6 +248,8 @@ static size_t framing_scan(HttpRequest *r, const char *data, size_t len, unsigne
                                 f->state = f->state == FR_FIELD_NAME ? FR_FIELD_VALUE : FR_TRAILER_VALUE;
                         else if (!is_tchar(c))
                                 goto bad;
+                        else
+                                i += scan_run(data, i, len, is_tchar, &f->field_bytes, l->header_bytes_max);
                         break;
                 case FR_FIELD_VALUE:
                 case FR_TRAILER_VALUE:
@@ -227,6 +259,8 @@ static size_t framing_scan(HttpRequest *r, const char *data, size_t len, unsigne
                                 f->state = f->state == FR_FIELD_VALUE ? FR_FIELD_START : FR_TRAILER_START;
                         else if (!is_field_char(c)) /* NUL, and controls other than HTAB */
                                 goto bad;
+                        else
+                                i += scan_run(data, i, len, is_field_char, &f->field_bytes, l->header_bytes_max);
                         break;
                 case FR_FIELD_CR:
                 case FR_TRAILER_CR:

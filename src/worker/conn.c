@@ -353,18 +353,6 @@ static void conn_respond_error(Conn *c, unsigned status, bool keep_alive)
 
 /* ---- the request model ------------------------------------------------------------------------------- */
 
-static const char *conn_remote_address(Conn *c, char *buf, size_t size)
-{
-        const struct sockaddr *sa = (const struct sockaddr *) &c->peer;
-
-        buf[0] = '\0';
-        if (sa->sa_family == AF_INET)
-                (void) inet_ntop(AF_INET, &((const struct sockaddr_in *) sa)->sin_addr, buf, (socklen_t) size);
-        else if (sa->sa_family == AF_INET6)
-                (void) inet_ntop(AF_INET6, &((const struct sockaddr_in6 *) sa)->sin6_addr, buf, (socklen_t) size);
-        return buf;
-}
-
 /* SCGI's "HTTP_ACCEPT_LANGUAGE" is the client's "accept-language"; CONTENT_TYPE and CONTENT_LENGTH, which CGI
  * keeps without the prefix, are headers too. Other variables are the frontend's, not the client's. */
 static bool scgi_header_name(const char *var, size_t len, char *out, size_t *ret_len)
@@ -385,14 +373,16 @@ static bool scgi_header_name(const char *var, size_t len, char *out, size_t *ret
 }
 
 /* Fills req from the parsed request. Returns 0, or an HTTP status to answer with instead. */
-static unsigned conn_build_request(Conn *c, drover_request *req)
+static unsigned conn_build_request(Conn *c, drover_request *req, char *addr_buf)
 {
         Worker *w = c->worker;
         const char *target;
         size_t target_len, query_off = SIZE_MAX;
         int r;
 
-        *req = (drover_request){ .headers = w->header_buf };
+        addr_buf[0] = '\0';
+        *req = (drover_request){ .headers = w->header_buf, .peer = (const struct sockaddr *) &c->peer,
+                                 .remote_buf = addr_buf };
 
         if (c->protocol == PROTOCOL_HTTP) {
                 HttpRequest *h = &c->req.http;
@@ -406,7 +396,7 @@ static unsigned conn_build_request(Conn *c, drover_request *req)
                 req->n_headers = h->n_headers;
                 req->body = h->body;
                 req->body_len = h->body ? h->body_len : 0;
-                req->remote_address = NULL; /* formatted in conn_handle(), only for a module */
+                req->remote_address = NULL; /* formatted from req->peer if a module asks */
         } else {
                 ScgiRequest *s = &c->req.scgi;
                 size_t used = 0, ml;
@@ -571,7 +561,7 @@ static void conn_handle(Conn *c)
                 keep_alive = false; /* SCGI: one request per connection */
 
         response_reset(&c->resp);
-        status = conn_build_request(c, &req);
+        status = conn_build_request(c, &req, addr);
         if (status != 0)
                 return conn_respond_error(c, status, false);
         c->head_only = req.head;
@@ -579,8 +569,6 @@ static void conn_handle(Conn *c)
         m = modules_route(w->modules, w->n_modules, req.path, req.path_len);
         conn_mark_busy(c, &req);
         if (m) {
-                if (!req.remote_address)
-                        req.remote_address = conn_remote_address(c, addr, sizeof addr);
                 req.prefix = m->prefix;
                 req.prefix_len = m->prefix_len;
                 int r = m->handler->handle(m->state, &req, &c->resp);
