@@ -443,6 +443,29 @@ class LargeResponseTest(StaticTestCase):
                 self.assertWhole(slow.request("GET", "/plain.txt"), "plain.txt")
                 slow.close()
 
+    def test_pipelined_requests_behind_a_stalled_response_survive_other_reads(self):
+        # Requests read but not yet parsed while their connection waits on a full socket are its own: other
+        # connections reading meanwhile (into the worker's one read buffer) must not touch them.
+        data = self.file("big.bin")
+        slow = HttpConnection(("127.0.0.1", self.d.port), rcvbuf=4096)
+        self.d.connections.append(slow)
+        slow.send(build_request("GET", "/big.bin") + build_request("GET", "/plain.txt") +
+                  build_request("GET", "/style.css", {"Range": "bytes=0-3"}))
+        worker = list(self.d.wait_workers(1).values())[0]
+        big = os.path.join(self.root, "big.bin")
+        wait_until(lambda: big in (proc_fds(worker) or {}).values(), message="the worker to open big.bin")
+        for i in range(5):
+            with self.d.connect() as c:
+                c.send(build_request("GET", "/sub/") + build_request("GET", "/plain.txt", {"X-Filler": "z" * 3000}))
+                self.assertEqual(c.read_response().status, 200)
+                self.assertWhole(c.read_response(), "plain.txt")
+        r = slow.read_response()
+        self.assertEqual(r.status, 200)
+        self.assertTrue(r.body == data, "the large body differs")
+        self.assertWhole(slow.read_response(), "plain.txt")
+        self.assertPartial(slow.read_response(), "style.css", 0, 3)
+        slow.close()
+
 
 class OpenFileCacheTest(DroverTestCase):
     """--open-file-cache-valid: within the window a file found is served as it was; after it, as it is now —
