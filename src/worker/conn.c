@@ -179,13 +179,6 @@ void conn_accept(Worker *w, int fd, Protocol protocol, const struct sockaddr *pe
         }
 
         c->watch.handler = conn_io;
-        if (loop_add(&w->loop, &c->watch, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) < 0) {
-                log_warning_errno(errno, "cannot watch a new connection: %m");
-                safe_close(fd);
-                conn_put(w, c);
-                return;
-        }
-
         c->prev = NULL;
         c->next = w->conns;
         if (w->conns)
@@ -195,6 +188,20 @@ void conn_accept(Worker *w, int fd, Protocol protocol, const struct sockaddr *pe
         stats_add(w->stats->accepted, 1);
         stats_store(w->stats->connections, w->n_conns);
         timer_arm(&w->loop, &w->q_header, &c->timer);
+
+        /* The request usually arrives right behind the handshake: try it at once, as if the socket had said
+         * readable and writable (a new one is). A connection answered and closed here never costs an
+         * epoll_ctl(); otherwise registering afterwards loses nothing, since an edge-triggered watch reports
+         * at once whatever is already pending when it is added. */
+        c->readable = c->writable = true;
+        conn_run(c);
+        if (c->watch.fd < 0)
+                return;
+        r = loop_add(&w->loop, &c->watch, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET);
+        if (r < 0) {
+                log_warning_errno(r, "cannot watch a new connection: %m");
+                conn_close(c);
+        }
 }
 
 void conn_close(Conn *c)
