@@ -198,11 +198,11 @@ int drover_response_add_header(drover_response *r, const char *name, const char 
 
         if (!name || !value || http_check_token(name) < 0 || http_check_field_value(value) < 0)
                 return -EINVAL;
+        size_t nl = strlen(name), vl = strlen(value), need = r->headers_len + nl + 2 + vl + 2 + 1;
         for (size_t i = 0; i < ELEMENTSOF(reserved); i++)
-                if (strcasecmp(name, reserved[i]) == 0)
+                if (nl == strlen(reserved[i]) && strcasecmp(name, reserved[i]) == 0)
                         return -EPERM;
 
-        size_t nl = strlen(name), vl = strlen(value), need = r->headers_len + nl + 2 + vl + 2 + 1;
         if (need > RESPONSE_HEADERS_MAX)
                 return -E2BIG;
         int k = grow(&r->headers, &r->headers_cap, need);
@@ -214,7 +214,7 @@ int drover_response_add_header(drover_response *r, const char *name, const char 
         memcpy(p + nl + 2, value, vl);
         memcpy(p + nl + 2 + vl, "\r\n", 3);
         r->headers_len = need - 1;
-        if (strcasecmp(name, "content-type") == 0)
+        if (nl == STRLEN("content-type") && strcasecmp(name, "content-type") == 0)
                 r->has_content_type = true;
         return 0;
 }

@@ -267,6 +267,30 @@ static void entry_free(StaticCacheEntry *e)
         free(e);
 }
 
+static void lru_remove(StaticHandler *h, StaticCacheEntry *e)
+{
+        if (e->lru_prev)
+                e->lru_prev->lru_next = e->lru_next;
+        else
+                h->lru_head = e->lru_next;
+        if (e->lru_next)
+                e->lru_next->lru_prev = e->lru_prev;
+        else
+                h->lru_tail = e->lru_prev;
+        e->lru_prev = e->lru_next = NULL;
+}
+
+static void lru_push_front(StaticHandler *h, StaticCacheEntry *e)
+{
+        e->lru_prev = NULL;
+        e->lru_next = h->lru_head;
+        if (h->lru_head)
+                h->lru_head->lru_prev = e;
+        h->lru_head = e;
+        if (!h->lru_tail)
+                h->lru_tail = e;
+}
+
 static void entry_unlink(StaticCacheEntry *e)
 {
         StaticHandler *h = e->handler;
@@ -277,26 +301,14 @@ static void entry_unlink(StaticCacheEntry *e)
         for (pp = &h->buckets[e->hash % STATIC_CACHE_BUCKETS]; *pp != e; pp = &(*pp)->bucket_next)
                 ;
         *pp = e->bucket_next;
-        if (e->lru_prev)
-                e->lru_prev->lru_next = e->lru_next;
-        else
-                h->lru_head = e->lru_next;
-        if (e->lru_next)
-                e->lru_next->lru_prev = e->lru_prev;
-        else
-                h->lru_tail = e->lru_prev;
+        lru_remove(h, e);
         h->n_entries--;
         if (e->content)
                 h->content_bytes -= e->file.size;
         e->handler = NULL;
-        e->bucket_next = e->lru_prev = e->lru_next = NULL;
+        e->bucket_next = NULL;
         if (e->refs == 0)
                 entry_free(e);
-}
-
-void static_cache_entry_ref(StaticCacheEntry *e)
-{
-        e->refs++;
 }
 
 void static_cache_entry_unref(StaticCacheEntry *e)
@@ -309,19 +321,8 @@ static void lru_to_front(StaticHandler *h, StaticCacheEntry *e)
 {
         if (h->lru_head == e)
                 return;
-        if (e->lru_prev)
-                e->lru_prev->lru_next = e->lru_next;
-        if (e->lru_next)
-                e->lru_next->lru_prev = e->lru_prev;
-        else
-                h->lru_tail = e->lru_prev;
-        e->lru_prev = NULL;
-        e->lru_next = h->lru_head;
-        if (h->lru_head)
-                h->lru_head->lru_prev = e;
-        h->lru_head = e;
-        if (!h->lru_tail)
-                h->lru_tail = e;
+        lru_remove(h, e);
+        lru_push_front(h, e);
 }
 
 void static_cache_flush(StaticHandler *h)
@@ -411,12 +412,7 @@ static StaticCacheEntry *entry_new(StaticHandler *h, const char *path, size_t pa
         e->handler = h;
         e->bucket_next = h->buckets[hash % STATIC_CACHE_BUCKETS];
         h->buckets[hash % STATIC_CACHE_BUCKETS] = e;
-        e->lru_next = h->lru_head;
-        if (h->lru_head)
-                h->lru_head->lru_prev = e;
-        h->lru_head = e;
-        if (!h->lru_tail)
-                h->lru_tail = e;
+        lru_push_front(h, e);
         h->n_entries++;
         if (e->content)
                 h->content_bytes += e->file.size;

@@ -94,8 +94,7 @@ bool static_cache_fresh(uint64_t checked_ms, uint64_t now_ms, uint64_t valid_ms)
 void static_result_release(StaticResult *r);
 /* Drops every cache entry not pinned by a response in flight (a worker going idle gives its memory back). */
 void static_cache_flush(StaticHandler *h);
-/* A pinned entry's lifetime: static_result_release() and the response that borrowed it share it. */
-void static_cache_entry_ref(StaticCacheEntry *e);
+/* Unpins an entry that a response borrowed from a result (the pin moves with it, see conn.c). */
 void static_cache_entry_unref(StaticCacheEntry *e);
 
 /* The request's fields that static_decide() reads, as sent (NULL: absent). Only the first field line of

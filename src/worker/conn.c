@@ -622,12 +622,23 @@ static void conn_nodelay(Conn *c)
                 (void) setsockopt(c->watch.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
+/* The response is the last thing on a connection the client itself asked to close (so it sends nothing
+ * more: RFC 9112 9.6), and nothing it sent is left unread. Then the response may be held back (MSG_MORE)
+ * for close() to send it in one segment with the FIN — a segment, and the client's ACK of it, fewer per
+ * connection. Never with unread input: close() would then reset the connection and drop what is held. */
+static bool conn_fin_with_response(const Conn *c)
+{
+        return c->close_after && c->protocol == PROTOCOL_HTTP && !c->req.http.keep_alive && !c->readable &&
+               c->rpos == c->rlen && c->resp.fd < 0;
+}
+
 /* Returns 1 when the response is out, 0 when the socket is full, -errno on failure. */
 static int conn_flush(Conn *c)
 {
         drover_response *resp = &c->resp;
         const char *body = resp->ext ? resp->ext : resp->body;
         size_t body_len = resp->ext ? resp->ext_len : resp->body_len;
+        int more = resp->fd >= 0 || conn_fin_with_response(c) ? MSG_MORE : 0;
 
         if (!c->nodelay && (c->requests > 1 || resp->fd >= 0 || c->head_off > 0 || c->body_off > 0 ||
                             c->head_len - c->head_off + body_len > CONN_NAGLE_SAFE))
@@ -640,7 +651,7 @@ static int conn_flush(Conn *c)
                 if (c->body_off < body_len)
                         iov[n_iov++] = (struct iovec){ (char *) body + c->body_off, body_len - c->body_off };
                 struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t) n_iov };
-                ssize_t n = sendmsg(c->watch.fd, &mh, MSG_NOSIGNAL | (resp->fd >= 0 ? MSG_MORE : 0));
+                ssize_t n = sendmsg(c->watch.fd, &mh, MSG_NOSIGNAL | more);
                 if (n < 0)
                         return errno == EAGAIN ? 0 : negative_errno();
                 size_t k = (size_t) n, h = MIN(k, c->head_len - c->head_off);
