@@ -2324,6 +2324,25 @@ static void test_format_head_validators(void **state)
 
 #define REQ_TEST(f) cmocka_unit_test_setup_teardown(f, setup_request, teardown_request)
 
+static void test_check_field_value_every_byte_everywhere(void **state)
+{
+        char v[20];
+
+        assert_int_equal(http_check_field_value(""), 0);
+        /* Every byte at every position of strings that take the word-at-a-time path and its tail. */
+        for (size_t len = 1; len < sizeof v; len++)
+                for (size_t pos = 0; pos < len; pos++)
+                        for (unsigned b = 1; b < 256; b++) {
+                                bool ok = b == '\t' || (b >= 0x20 && b != 0x7f);
+                                memset(v, 'a', len);
+                                v[len] = '\0';
+                                v[pos] = (char) b;
+                                if ((http_check_field_value(v) == 0) != ok)
+                                        fail_msg("byte 0x%02x at %zu of %zu: expected %s", b, pos, len,
+                                                 ok ? "valid" : "invalid");
+                        }
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -2397,6 +2416,7 @@ int main(void)
                 cmocka_unit_test(test_parse_date_two_digit_years),
                 cmocka_unit_test(test_parse_date_rejects),
                 cmocka_unit_test(test_format_head_validators),
+                cmocka_unit_test(test_check_field_value_every_byte_everywhere),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
