@@ -121,7 +121,7 @@ class LifecycleTestCase(DroverTestCase):
         inst = Drover(self.tmp, self.root, nsock)
         inst.ports = [sock.getsockname()[1]]
         argv = [sys.executable, "-c", LAUNCH, str(sock.fileno()), DROVER, f"--workers={workers}",
-                f"--root={self.root}"] + list(args)
+                f"--root={self.root}"] + self.pool_args(args)
         e = clean_environment(env)
         e["NOTIFY_SOCKET"] = nsock.path
         if journal:
@@ -313,7 +313,7 @@ class ReloadTest(LifecycleTestCase):
         d.ports = [sock.getsockname()[1]]
         env = clean_environment({"NOTIFY_SOCKET": nsock.path})
         self._popen(d, [sys.executable, "-c", LAUNCH, str(sock.fileno()), exe, "--workers=2",
-                        f"--root={self.root}"], env, pass_fds=(sock.fileno(),))
+                        f"--root={self.root}"] + self.pool_args([]), env, pass_fds=(sock.fileno(),))
         self.addCleanup(d.cleanup)
         d.wait_ready()
         before = d.wait_workers(2)
