@@ -8,7 +8,7 @@ import re
 import signal
 import socket
 
-from drover_test import (EX_CONFIG, EX_USAGE, DroverTestCase, HttpConnection, free_port, listening_inodes, main,
+from drover_test import (ACCEPT, EX_CONFIG, EX_USAGE, DroverTestCase, HttpConnection, free_port, listening_inodes, main,
                          proc_alive, proc_cmdline, proc_environ, proc_fds, proc_status, reap,
                          signal_mask, socket_inode, wait_until)
 
@@ -224,8 +224,16 @@ class StartupTest(DroverTestCase):
                 fds = proc_fds(pid)
                 for fd in (0, 1, 2):
                     self.assertEqual(fds.get(fd), sup_fds.get(fd), f"fd {fd} is the supervisor's")
-                self.assertEqual(socket_inode(fds.get(3)), want_inodes[0], "fd 3: first --listen socket")
-                self.assertEqual(socket_inode(fds.get(4)), want_inodes[1], "fd 4: second --listen socket")
+                if ACCEPT == "dispatch":
+                    # The supervisor accepts: the worker closed its listening sockets; its end of the dispatch
+                    # pair is at 3 + LISTEN_FDS + 1, after the stats memfd (which it closes once mapped).
+                    self.assertNotIn(3, fds)
+                    self.assertNotIn(4, fds)
+                    self.assertTrue(fds.get(6, "").startswith("socket:"), fds)
+                    own.add(fds[6])
+                else:
+                    self.assertEqual(socket_inode(fds.get(3)), want_inodes[0], "fd 3: first --listen socket")
+                    self.assertEqual(socket_inode(fds.get(4)), want_inodes[1], "fd 4: second --listen socket")
                 try:
                     wait_until(lambda: not unexpected(pid)[1], message="only the worker's own descriptors")
                 except AssertionError:
