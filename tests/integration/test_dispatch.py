@@ -203,6 +203,25 @@ class DispatchTest(DispatchTestCase):
             t.join()
         self.assertTrue(all(not isinstance(r, Exception) and r.status == 200 for r in results), results)
 
+    def test_a_connection_handed_to_a_worker_that_never_takes_it_is_not_lost(self):
+        # Slot 0 is free (so the next connection goes to it) but stopped: it never takes the connection. Its
+        # watchdog kills it; the supervisor still holds the connection (no "B" came) and gives it to slot 1.
+        d = self.start(workers=None, args=["--accept=dispatch", "--min-workers=2", "--max-workers=2",
+                                           "--worker-watchdog=1s", f"--handler=/hello={HELLO}"])
+        workers = d.wait_workers(2)
+        os.kill(workers[0], signal.SIGSTOP)
+        try:
+            r = d.get("/hello")
+        finally:
+            try:
+                os.kill(workers[0], signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.body, b"Hello, world!\n")
+        self.assertRegex(d.log(), rf"worker 0: process {workers[0]} ended before taking the connection handed "
+                                  r"to it; it goes to another worker")
+
     def test_every_worker_busy_at_max_connections_wait_and_none_is_refused(self):
         stamp = self.stamp_module()
         d = self.start(workers=None, args=["--accept=dispatch", "--min-workers=1", "--max-workers=2",
