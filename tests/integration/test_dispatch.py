@@ -158,7 +158,9 @@ class DispatchTest(DispatchTestCase):
             # the listening socket closed (the supervisor accepts); no other worker's pair.
             env = proc_environ(pid)
             self.assertEqual(env.get("DROVER_DISPATCH"), "5", env)
-            self.assertEqual(socket_fds(pid), {5}, proc_fds(pid))
+            # Polled: sd_notify()'s short-lived socket may be open for a moment (a ping).
+            wait_until(lambda: socket_fds(pid) == {5}, message=f"only fd 5 a socket in worker {pid}: "
+                       f"{proc_fds(pid)}")
         before = {pid: proc_fds(pid) for pid in [d.pid] + list(workers.values())}
 
         def client(n):
