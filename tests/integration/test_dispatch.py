@@ -161,7 +161,14 @@ class DispatchTest(DispatchTestCase):
             # Polled: sd_notify()'s short-lived socket may be open for a moment (a ping).
             wait_until(lambda: socket_fds(pid) == {5}, message=f"only fd 5 a socket in worker {pid}: "
                        f"{proc_fds(pid)}")
-        before = {pid: proc_fds(pid) for pid in [d.pid] + list(workers.values())}
+        def settled_fds(pid):
+            # Two reads alike and, in a worker, no short-lived sd_notify() socket open.
+            a = proc_fds(pid)
+            time.sleep(0.05)
+            b = proc_fds(pid)
+            return a if a == b and (pid == d.pid or socket_fds(pid) == {5}) else None
+        before = {pid: wait_until(lambda: settled_fds(pid), message=f"settled fds of {pid}")
+                  for pid in [d.pid] + list(workers.values())}
 
         def client(n):
             for _ in range(n):
