@@ -269,6 +269,39 @@ class DispatchTest(DispatchTestCase):
         self.assertEqual(d.wait_exit(), 0)
 
 
+class DispatchReloadTest(DispatchTestCase):
+
+    def test_reload_applies_new_bounds_and_keeps_the_accept_model(self):
+        stamp = self.stamp_module()
+        conf = os.path.join(self.tmp, "pool.conf")
+        with open(conf, "w") as f:
+            f.write(f"accept = dispatch\nmin-workers = 1\nmax-workers = 2\nhandler = /s={stamp}\n")
+        d = self.start(workers=None, args=[f"--config={conf}"])
+        old = d.wait_workers(1)
+        # A blocking request in flight across the reload: its worker finishes it before it goes.
+        results = [None]
+        threads = self.concurrent(d, ["/s?ms=1500"], results)
+        self.wait_busy_workers(d, 1)
+        with open(conf, "w") as f:
+            f.write(f"accept = shared\nmin-workers = 3\nmax-workers = 3\nhandler = /s={stamp}\n")
+        d.signal(signal.SIGHUP)
+        d.wait_log(r"reload: done")
+        self.assertIn("reload: accept: a change needs a restart; keeping 'dispatch'", d.log())
+        threads[0].join()
+        self.assertNotIsInstance(results[0], Exception)
+        self.assertEqual(results[0].status, 200)
+        self.assertEqual(int(results[0].body.split()[0]), old[0], "served by the worker it was handed to")
+        new = d.wait_workers(3)
+        self.assertNotIn(old[0], new.values())
+        # Still dispatch: three blocking requests side by side on the three workers.
+        results = [None] * 3
+        for t in self.concurrent(d, ["/s?ms=800"] * 3, results):
+            t.join()
+        self.assertEqual(len({int(r.body.split()[0]) for r in results}), 3, results)
+        d.notify.wait_for(lambda m: re.match(r"Ready: 3/3 workers \(0 busy\)", m.fields.get("STATUS", "")),
+                          what="STATUS of a dispatch pool of three")
+
+
 class SharedGrowthTest(DispatchTestCase):
 
     def test_shared_pool_grows_when_every_worker_is_saturated_and_shrinks_when_spare(self):
