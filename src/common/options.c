@@ -37,11 +37,19 @@ enum {
         ARG_KEEPALIVE_REQUESTS,
         ARG_CONFIG,
         ARG_CHECK_CONFIG,
+        ARG_ACCEPT,
+        ARG_MIN_WORKERS,
+        ARG_MAX_WORKERS,
+        ARG_WORKER_IDLE_TIMEOUT,
         ARG_EXEC, /* the file's exec=, no command-line option: there it is "-- COMMAND" */
 };
 
 static const struct option long_options[] = {
         { "workers", required_argument, NULL, 'w' },
+        { "min-workers", required_argument, NULL, ARG_MIN_WORKERS },
+        { "max-workers", required_argument, NULL, ARG_MAX_WORKERS },
+        { "worker-idle-timeout", required_argument, NULL, ARG_WORKER_IDLE_TIMEOUT },
+        { "accept", required_argument, NULL, ARG_ACCEPT },
         { "listen", required_argument, NULL, 'l' },
         { "root", required_argument, NULL, 'r' },
         { "help", no_argument, NULL, 'h' },
@@ -78,7 +86,15 @@ const char options_usage[] =
         "A socket-activated prefork worker pool: built-in HTTP workers, or N copies of COMMAND started\n"
         "with the socket-activation environment systemd would give it.\n"
         "\n"
-        "  -w, --workers=N            number of workers (1..1024; default: online CPUs)\n"
+        "  -w, --workers=N            number of workers (1..1024; default: online CPUs); a fixed pool,\n"
+        "                             the same as --min-workers=N --max-workers=N\n"
+        "      --min-workers=N        workers kept running (default: --workers, at most --max-workers)\n"
+        "      --max-workers=N        workers the pool may grow to under load (default: --workers, at least\n"
+        "                             --min-workers)\n"
+        "      --worker-idle-timeout=TIME  retire a worker above --min-workers idle for TIME (default 30s;\n"
+        "                             0: never)\n"
+        "      --accept=shared|dispatch  shared: every worker accepts (default); dispatch: drover accepts\n"
+        "                             and hands each connection to a free worker, one at a time\n"
         "  -l, --listen=[PROTO:]ADDR  listen on ADDR when systemd passed no sockets; repeatable.\n"
         "                             ADDR is IPV4:PORT, [IPV6]:PORT or /path; PROTO is http (default)\n"
         "  -r, --root=DIR             document root of the static handler\n"
@@ -127,6 +143,8 @@ typedef struct LoadState {
         bool cmdline_listen, cmdline_handler; /* the command line replaces the file's lists */
         const char *exit_idle_arg, *exec_ready_arg;
         const char *ready_origin, *exit_idle_origin, *exec_ready_origin;
+        const char *accept_arg, *accept_origin, *min_origin, *max_origin;
+        bool min_set, max_set;
 } LoadState;
 
 void options_error(OptionsErrors *e, const char *format, ...)
@@ -248,6 +266,37 @@ static int option_apply(LoadState *st, int id, const char *value)
                         FAIL("%s: invalid value '%s': expected a whole number from 1 to %u", label, value,
                              WORKERS_MAX);
                 break;
+        case ARG_MIN_WORKERS:
+        case ARG_MAX_WORKERS:
+                if (parse_unsigned(value, 1, WORKERS_MAX, &u) < 0)
+                        FAIL("%s: invalid value '%s': expected a whole number from 1 to %u", label, value,
+                             WORKERS_MAX);
+                if (id == ARG_MIN_WORKERS) {
+                        o->min_workers = u;
+                        st->min_set = true;
+                        st->min_origin = origin;
+                } else {
+                        o->max_workers = u;
+                        st->max_set = true;
+                        st->max_origin = origin;
+                }
+                break;
+        case ARG_WORKER_IDLE_TIMEOUT:
+                if (parse_duration(value, &v) < 0 || (v > 0 && v < 10 * USEC_PER_MSEC))
+                        FAIL("%s: invalid value '%s': expected 0 (never) or a duration of at least 10ms such as "
+                             "500ms, 10s or 2min (a bare number is seconds)", label, value);
+                o->worker_idle_timeout_usec = v;
+                break;
+        case ARG_ACCEPT:
+                if (streq(value, "shared"))
+                        o->accept = ACCEPT_SHARED;
+                else if (streq(value, "dispatch"))
+                        o->accept = ACCEPT_DISPATCH;
+                else
+                        FAIL("%s: invalid value '%s': expected 'shared' or 'dispatch'", label, value);
+                st->accept_arg = value;
+                st->accept_origin = origin;
+                break;
         case 'l':
                 if (!st->file && !st->cmdline_listen) {
                         /* The command line's addresses replace the file's. */
@@ -315,8 +364,8 @@ static int option_apply(LoadState *st, int id, const char *value)
         }
         case ARG_READY_WORKERS:
                 if (parse_unsigned(value, 1, WORKERS_MAX, &u) < 0)
-                        FAIL("%s: invalid value '%s': expected a whole number from 1 to the number of workers", label,
-                             value);
+                        FAIL("%s: invalid value '%s': expected a whole number from 1 to the number of workers "
+                             "(--min-workers)", label, value);
                 o->ready_workers = u;
                 st->ready_origin = origin;
                 break;
@@ -598,6 +647,7 @@ int options_load(const OptionsSource *src, Options *ret, OptionsErrors *errors)
         char **argv = src->argv;
         Options o = {
                 .workers = src->default_workers,
+                .worker_idle_timeout_usec = WORKER_IDLE_TIMEOUT_DEFAULT_USEC,
                 .worker_watchdog_usec = WORKER_WATCHDOG_DEFAULT_USEC,
                 .graceful_timeout_usec = GRACEFUL_TIMEOUT_DEFAULT_USEC,
                 .header_timeout_usec = HEADER_TIMEOUT_DEFAULT_USEC,
@@ -694,11 +744,35 @@ int options_load(const OptionsSource *src, Options *ret, OptionsErrors *errors)
                 o.exec_origin = NULL;
         }
 
+        /* The pool's bounds: -w N alone is a fixed pool of N; a bound given alone takes -w (or the default) as
+         * the other one where that is consistent with it. */
+        if (!st.min_set && !st.max_set)
+                o.min_workers = o.max_workers = o.workers;
+        else if (!st.min_set)
+                o.min_workers = MIN(o.workers, o.max_workers);
+        else if (!st.max_set)
+                o.max_workers = MAX(o.workers, o.min_workers);
+        else if (o.min_workers > o.max_workers)
+                options_error(errors, "%s: invalid value '%u': expected at most --max-workers (%u)",
+                              options_label(st.min_origin, "min-workers", lbuf, sizeof lbuf), o.min_workers,
+                              o.max_workers);
+
         /* Checks across options, each naming where the value came from. */
-        if (o.ready_workers > o.workers)
+        if (o.ready_workers > o.min_workers)
                 options_error(errors, "%s: invalid value '%u': expected at most the number of workers (%u)",
                               options_label(st.ready_origin, "ready-workers", lbuf, sizeof lbuf), o.ready_workers,
-                              o.workers);
+                              o.min_workers);
+        if (o.accept == ACCEPT_DISPATCH && o.exec_argv)
+                options_error(errors, "%s: invalid value '%s' with exec workers ('%s'): a connection handed over by "
+                              "drover needs a built-in worker; expected 'shared'",
+                              options_label(st.accept_origin, "accept", lbuf, sizeof lbuf), st.accept_arg,
+                              o.exec_argv[0]);
+        if (o.exec_argv && o.min_workers < o.max_workers)
+                options_error(errors, "%s: invalid value '%u' with exec workers ('%s'): drover cannot see their "
+                              "load to grow the pool; expected a fixed pool (-w N, or --max-workers equal to "
+                              "--min-workers, %u)",
+                              options_label(st.max_origin, "max-workers", lbuf, sizeof lbuf), o.max_workers,
+                              o.exec_argv[0], o.min_workers);
         if (o.exit_idle_usec > 0 && o.exec_argv)
                 options_error(errors, "%s: invalid value '%s' with exec workers ('%s'): drover cannot see their "
                               "connections; expected 0 (the default) or built-in workers",

@@ -38,14 +38,25 @@ typedef enum ExecReady {
 #define HANDLERS_MAX 32U
 #define HANDLER_PREFIX_MAX 256U
 
+typedef enum AcceptMode {
+        ACCEPT_SHARED,   /* every worker accepts on the inherited sockets (EPOLLEXCLUSIVE) */
+        ACCEPT_DISPATCH, /* the supervisor accepts and passes each connection to a free worker */
+} AcceptMode;
+
+#define WORKER_IDLE_TIMEOUT_DEFAULT_USEC (30 * USEC_PER_SEC)
+
 typedef struct HandlerSpec {
         char prefix[HANDLER_PREFIX_MAX]; /* "" (every request) or "/app", without a trailing slash */
         const char *path;                /* the module's .so */
 } HandlerSpec;
 
 typedef struct Options {
-        unsigned workers;
-        unsigned ready_workers;  /* 0: all */
+        unsigned workers;        /* -w: the fixed-size shorthand, min_workers = max_workers = workers */
+        unsigned min_workers;    /* the pool's bounds, resolved by options_load() from these and -w */
+        unsigned max_workers;
+        uint64_t worker_idle_timeout_usec; /* retire a worker above min idle this long; 0: never */
+        AcceptMode accept;
+        unsigned ready_workers;  /* 0: min_workers */
         uint64_t worker_watchdog_usec;
         bool worker_watchdog_set; /* given explicitly (exec workers default to none) */
         uint64_t graceful_timeout_usec;

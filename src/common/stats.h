@@ -20,6 +20,9 @@ typedef struct WorkerStats {
         uint64_t accepted;    /* connections accepted */
         uint32_t connections; /* open now */
         uint32_t busy;        /* 1 while a request is being handled; `current` names it */
+        uint32_t load;        /* permille of the time between its last two pings spent handling events rather
+                               * than waiting for them: a blocked handler or a saturated CPU shows as ~1000 */
+        uint32_t reserved;
         char current[STATS_CURRENT_MAX];
 } __attribute__((aligned(64))) WorkerStats; /* one cache line pair per worker: no false sharing */
 

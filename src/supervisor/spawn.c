@@ -78,8 +78,17 @@ _noreturn_ static void child(const SpawnContext *ctx, char **envp, char *listen_
                              pid_t parent, int exec_fd)
 {
         sigset_t none;
-        int tmp[LISTEN_MAX + 1];
-        size_t n = ctx->n_sockets, n_fds = n + (ctx->stats_fd >= 0);
+        int src[LISTEN_MAX + 2], tmp[LISTEN_MAX + 2];
+        size_t n_fds = 0;
+
+        /* The inherited fds, in order: the sockets from 3, then the stats memfd, then the dispatch pair (see
+         * spawn_worker() for their numbers). */
+        for (size_t i = 0; i < ctx->n_sockets; i++)
+                src[n_fds++] = ctx->sockets[i].fd;
+        if (ctx->stats_fd >= 0)
+                src[n_fds++] = ctx->stats_fd;
+        if (ctx->dispatch_fd >= 0)
+                src[n_fds++] = ctx->dispatch_fd;
 
         /* No worker may outlive the supervisor, even one killed with SIGKILL. Check the parent afterwards:
          * it may have died before the prctl() took effect. */
@@ -101,10 +110,10 @@ _noreturn_ static void child(const SpawnContext *ctx, char **envp, char *listen_
         if (exec_fd < 0)
                 _exit(EXIT_SPAWN_FAILED);
 
-        /* Sockets to 3, 4, ..., then the stats memfd, in two steps, so that an fd already sitting at another's
+        /* Sockets to 3, 4, ..., then the stats memfd and the dispatch pair, in two steps, so that an fd already sitting at another's
          * target number is not overwritten; dup2() to the target clears FD_CLOEXEC on exactly these. */
         for (size_t i = 0; i < n_fds; i++) {
-                tmp[i] = fcntl(i < n ? ctx->sockets[i].fd : ctx->stats_fd, F_DUPFD_CLOEXEC, (int) (3 + n_fds));
+                tmp[i] = fcntl(src[i], F_DUPFD_CLOEXEC, (int) (3 + n_fds));
                 if (tmp[i] < 0)
                         child_fail(exec_fd, "fcntl(F_DUPFD_CLOEXEC)");
         }
@@ -128,7 +137,7 @@ _noreturn_ static void child(const SpawnContext *ctx, char **envp, char *listen_
 int spawn_worker(const SpawnContext *ctx, pid_t *ret_pid, int *ret_pidfd, int *ret_exec_fd)
 {
         char listen_fds[32], listen_pid[32] = "LISTEN_PID=", fdnames[LISTEN_MAX * 65 + 32], notify[160],
-                watchdog_usec[48], watchdog_pid[32] = "WATCHDOG_PID=", stats[64];
+                watchdog_usec[48], watchdog_pid[32] = "WATCHDOG_PID=", stats[64], dispatch[64];
         _cleanup_free_ char **envp = NULL;
         _cleanup_close_ int exec_read = -EBADF, exec_write = -EBADF;
         size_t n = 0;
@@ -137,7 +146,7 @@ int spawn_worker(const SpawnContext *ctx, pid_t *ret_pid, int *ret_pidfd, int *r
 
         while (ctx->envp[n])
                 n++;
-        envp = calloc(n + 8, sizeof *envp);
+        envp = calloc(n + 9, sizeof *envp);
         if (!envp)
                 return -ENOMEM;
         memcpy(envp, ctx->envp, n * sizeof *envp);
@@ -158,6 +167,13 @@ int spawn_worker(const SpawnContext *ctx, pid_t *ret_pid, int *ret_pidfd, int *r
         if (ctx->stats_fd >= 0) {
                 snprintf(stats, sizeof stats, "DROVER_STATS=%zu:%i", 3 + ctx->n_sockets, ctx->stats_index);
                 envp[n++] = stats;
+        }
+        if (ctx->dispatch_fd >= 0) {
+                /* --accept=dispatch: the worker's end of its pair, right after the memfd (3 + LISTEN_FDS + 1 when
+                 * the worker has a stats record, as it always has unless the table is full). */
+                snprintf(dispatch, sizeof dispatch, "DROVER_DISPATCH=%zu",
+                         3 + ctx->n_sockets + (ctx->stats_fd >= 0));
+                envp[n++] = dispatch;
         }
         envp[n] = NULL;
 

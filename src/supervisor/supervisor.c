@@ -57,6 +57,10 @@ static bool slot_retiring(const WorkerSlot *w);
 static void slot_start(WorkerSlot *w);
 static void reload_advance(Supervisor *s);
 static void reload_finish(Supervisor *s, bool ok);
+static int on_pair(sd_event_source *src, int fd, uint32_t revents, void *userdata);
+static void process_unfree(Process *p);
+static void pool_check(Supervisor *s);
+static void dispatch_take_back(Process *p);
 
 static uint64_t now_usec(Supervisor *s)
 {
@@ -68,6 +72,11 @@ static uint64_t now_usec(Supervisor *s)
 static bool is_exec_pool(const Supervisor *s)
 {
         return s->argv_exec != NULL;
+}
+
+static bool is_dispatch(const Supervisor *s)
+{
+        return s->options->accept == ACCEPT_DISPATCH;
 }
 
 /* ---- counting ---------------------------------------------------------------------------------------- */
@@ -183,10 +192,12 @@ static Process *process_free(Process *p)
         if (p->next)
                 p->next->prev = p->prev;
         stats_release(s, p);
+        dispatch_take_back(p);
         sd_event_source_unref(p->child_source);
         sd_event_source_unref(p->exec_source);
         sd_event_source_unref(p->watchdog_timer);
         sd_event_source_unref(p->kill_timer);
+        sd_event_source_disable_unref(p->pair_source);
         free(p);
         return NULL;
 }
@@ -226,10 +237,23 @@ static Process *process_spawn(WorkerSlot *w)
         const Options *o = s->options;
         char slot_arg[32], root_arg[4200], graceful_arg[64], maxreq_arg[64], engine_args[16384];
         char *builtin_argv[8 + 16 + HANDLERS_MAX];
-        _cleanup_close_ int exec_fd = -EBADF;
+        _cleanup_close_ int exec_fd = -EBADF, pair_fd = -EBADF, worker_pair_fd = -EBADF;
         Process *p;
         size_t n = 0;
         int pidfd, r;
+
+        if (is_dispatch(s)) {
+                /* Close-on-exec from birth: only this worker inherits its end (spawn_worker() dup2()s it into
+                 * place), no other worker ever sees either end. */
+                int pair[2];
+                if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, pair) < 0) {
+                        log_worker_event(LOG_ERR, errno, "spawn-failed", (int) w->index, 0,
+                                         "worker %u: socketpair: %m", w->index);
+                        return NULL;
+                }
+                pair_fd = pair[0];
+                worker_pair_fd = pair[1];
+        }
 
         p = calloc(1, sizeof *p);
         if (!p) {
@@ -239,7 +263,7 @@ static Process *process_spawn(WorkerSlot *w)
         *p = (Process){ .supervisor = s, .slot = w, .slot_index = w->index, .state = PROCESS_STARTING,
                         .generation = s->generation, .stats_index = stats_acquire(s),
                         .watchdog_usec = o->worker_watchdog_usec, .graceful_usec = o->graceful_timeout_usec,
-                        .exec_ready = o->exec_ready };
+                        .exec_ready = o->exec_ready, .handed_fd = -EBADF };
 
         if (!is_exec_pool(s)) {
                 builtin_argv[n++] = (char *) "drover";
@@ -281,6 +305,7 @@ static Process *process_spawn(WorkerSlot *w)
                 .watchdog_usec = o->worker_watchdog_usec,
                 .stats_fd = p->stats_index >= 0 ? s->stats_fd : -EBADF,
                 .stats_index = p->stats_index,
+                .dispatch_fd = worker_pair_fd,
         };
         r = spawn_worker(&ctx, &p->pid, &pidfd, &exec_fd);
         if (r < 0) {
@@ -309,6 +334,20 @@ static Process *process_spawn(WorkerSlot *w)
         }
         (void) sd_event_source_set_child_pidfd_own(p->child_source, true);
 
+        if (pair_fd >= 0) {
+                worker_pair_fd = safe_close(worker_pair_fd);
+                r = sd_event_add_io(s->event, &p->pair_source, pair_fd, EPOLLIN, on_pair, p);
+                if (r < 0) {
+                        /* Without its pair the worker can never be given a connection: not a worker. */
+                        (void) kill(p->pid, SIGKILL);
+                        log_worker_event(LOG_ERR, r, "spawn-failed", (int) w->index, p->pid,
+                                         "worker %u: cannot watch its dispatch socket: %m", w->index);
+                } else {
+                        (void) sd_event_source_set_io_fd_own(p->pair_source, true);
+                        TAKE_FD(pair_fd);
+                }
+        }
+
         r = sd_event_add_io(s->event, &p->exec_source, exec_fd, EPOLLIN, on_exec_status, p);
         if (r >= 0) {
                 (void) sd_event_source_set_io_fd_own(p->exec_source, true);
@@ -332,6 +371,7 @@ static void process_stop(Process *p)
         if (p->state == PROCESS_STOPPING || p->state == PROCESS_KILLED)
                 return;
         p->state = PROCESS_STOPPING;
+        process_unfree(p);
         (void) kill(p->pid, SIGTERM);
         /* A stopping worker still pings, but its deadline is now the graceful timeout. */
         if (p->watchdog_timer)
@@ -397,6 +437,7 @@ static int on_process_watchdog(sd_event_source *src, uint64_t usec, void *userda
         /* SIGABRT first, so that a core dump shows where it was stuck; SIGKILL after a grace. The slot does not
          * wait for the exit: its replacement starts now. */
         p->state = PROCESS_KILLED;
+        process_unfree(p);
         (void) kill(p->pid, SIGABRT);
         (void) arm_timer(s, &p->kill_timer, WATCHDOG_KILL_GRACE_USEC, on_process_kill, p);
         if (w) {
@@ -475,7 +516,7 @@ static int on_child_exit(sd_event_source *src, const siginfo_t *si, void *userda
                 else
                         w->failures = 0;
 
-                bool respawn = !(was_replacement && s->reloading && s->reload_slot == w->index) &&
+                bool respawn = w->active && !(was_replacement && s->reloading && s->reload_slot == w->index) &&
                                !w->replacement && (!w->current || slot_retiring(w));
                 if (respawn && backoff_delay(w) > 0)
                         snprintf(next, sizeof next, "; restarting it in %llu ms (%u failures in a row)",
@@ -504,6 +545,10 @@ static void process_mark_ready(Process *p)
         WorkerSlot *w = p->slot;
 
         p->state = PROCESS_READY;
+        if (p->pair_source) {
+                p->free = true;
+                p->free_since = now_usec(s);
+        }
         log_worker_event(LOG_INFO, 0, "ready", (int) p->slot_index, p->pid, "worker %u: process %i ready",
                          p->slot_index, (int) p->pid);
         if (p->watchdog_usec > 0)
@@ -573,7 +618,7 @@ static uint64_t slot_schedule(WorkerSlot *w)
 {
         Supervisor *s = w->supervisor;
 
-        if (s->stopping || w->respawn_timer)
+        if (s->stopping || w->respawn_timer || !w->active)
                 return 0;
         if (w->failures <= 1) {
                 slot_start(w);
@@ -602,6 +647,439 @@ static void slot_replace(WorkerSlot *w)
         if (w->supervisor->stopping || w->replacement || !w->current)
                 return;
         slot_start(w);
+}
+
+/* ---- the dynamic pool -------------------------------------------------------------------------------- */
+
+/*
+ * The pool has --max-workers slots; the active ones have (or are getting) a worker. --min-workers of them are
+ * always active; more are activated on demand and retired when idle. A retired slot's process is detached and
+ * stopped like a replaced one (it finishes what it serves); the slot can be activated again at once.
+ */
+
+static unsigned count_active_slots(const Supervisor *s)
+{
+        unsigned n = 0;
+        for (unsigned i = 0; i < s->n_slots; i++)
+                n += s->slots[i].active;
+        return n;
+}
+
+/* Activates the lowest inactive slot. Returns whether a worker is starting for it. */
+static bool pool_grow(Supervisor *s, const char *why)
+{
+        if (s->stopping)
+                return false;
+        for (unsigned i = 0; i < s->n_slots; i++) {
+                WorkerSlot *w = &s->slots[i];
+                if (w->active)
+                        continue;
+                w->active = true;
+                w->failures = 0;
+                log_worker_event(LOG_INFO, 0, "pool-grow", (int) i, 0,
+                                 "pool: %s; starting worker %u (%u of at most %u)", why, i, count_active_slots(s),
+                                 s->n_slots);
+                slot_start(w);
+                return w->current && w->current->state == PROCESS_STARTING;
+        }
+        return false;
+}
+
+static void slot_retire(WorkerSlot *w, const char *why)
+{
+        Supervisor *s = w->supervisor;
+        Process *procs[2] = { w->current, w->replacement };
+
+        w->active = false;
+        w->respawn_timer = sd_event_source_disable_unref(w->respawn_timer);
+        log_worker_event(LOG_INFO, 0, "pool-shrink", (int) w->index, w->current ? w->current->pid : 0,
+                         "pool: worker %u %s; stopping it (%u left, at least %u)", w->index, why,
+                         count_active_slots(s), s->options->min_workers);
+        for (size_t k = 0; k < ELEMENTSOF(procs); k++)
+                if (procs[k]) {
+                        process_detach(procs[k]);
+                        process_stop(procs[k]);
+                }
+}
+
+static int on_shrink_timer(sd_event_source *src, uint64_t usec, void *userdata)
+{
+        update_status(userdata); /* which runs pool_check() */
+        return 0;
+}
+
+/* Dispatch mode: retires the workers above --min-workers that have been free for --worker-idle-timeout,
+ * highest slots first (connections go to the lowest free slot, so the high ones are the spare ones), and arms
+ * the timer for the next one that may be. */
+static void pool_shrink_idle(Supervisor *s)
+{
+        uint64_t timeout = s->options->worker_idle_timeout_usec, now = now_usec(s), next = UINT64_MAX;
+        unsigned active = count_active_slots(s), min = s->options->min_workers;
+
+        /* Only the (active - min) highest active slots are spare: the low ones, which get the connections
+         * first, are kept even if they happened to be idle longer. */
+        unsigned spare = active > min ? active - min : 0;
+        for (unsigned i = s->n_slots; i-- > 0 && timeout > 0 && !s->stopping && !s->reloading && spare > 0;) {
+                WorkerSlot *w = &s->slots[i];
+                Process *p = w->current;
+                if (!w->active)
+                        continue;
+                spare--;
+                if (!p || w->replacement || p->state != PROCESS_READY || !p->free)
+                        continue;
+                if (now - p->free_since >= timeout) {
+                        slot_retire(w, "was idle for --worker-idle-timeout");
+                        active--;
+                } else
+                        next = MIN(next, p->free_since + timeout);
+        }
+        if (next != UINT64_MAX && active > min)
+                (void) arm_timer(s, &s->shrink_timer, next - now, on_shrink_timer, s);
+        else if (s->shrink_timer)
+                (void) sd_event_source_set_enabled(s->shrink_timer, SD_EVENT_OFF);
+}
+
+#define LOAD_SATURATED 900U /* permille: a worker busier than this cannot take more */
+#define LOAD_SPARE 500U     /* the others could carry the load at this much each: one worker is spare */
+
+/* Shared mode: the workers report their load in the shared stats records (refreshed on their pings: no
+ * message and no syscall of their own for it). Grows when every ready worker is saturated — connections at
+ * --max-connections, or its loop busy — one worker at a time (not again while one is starting); shrinks by
+ * one when the rest could have carried the load at half capacity for --worker-idle-timeout. */
+static void pool_check_load(Supervisor *s)
+{
+        const Options *o = s->options;
+        unsigned n = 0, saturated = 0, active = count_active_slots(s);
+        uint64_t load = 0, conns = 0, now = now_usec(s);
+        bool starting = false;
+
+        if (s->stopping || s->reloading || o->min_workers == o->max_workers || is_exec_pool(s))
+                return;
+        for (unsigned i = 0; i < s->n_slots; i++) {
+                Process *p = s->slots[i].active ? s->slots[i].current : NULL;
+                if (!p)
+                        continue;
+                starting |= p->state == PROCESS_STARTING || s->slots[i].replacement;
+                if (p->state != PROCESS_READY || p->stats_index < 0)
+                        continue;
+                WorkerStats *st = &s->stats[p->stats_index];
+                uint32_t l = stats_load(st->load), c = stats_load(st->connections);
+                n++;
+                load += l;
+                conns += c;
+                saturated += c >= o->max_connections || l >= LOAD_SATURATED;
+        }
+        if (n > 0 && saturated == n && !starting) {
+                s->underloaded_since = 0;
+                (void) pool_grow(s, "every worker is saturated");
+                return;
+        }
+        if (active > o->min_workers && n == active && !starting && load < (uint64_t) LOAD_SPARE * (n - 1) &&
+            conns < (uint64_t) o->max_connections / 2 * (n - 1)) {
+                if (s->underloaded_since == 0)
+                        s->underloaded_since = now;
+                else if (o->worker_idle_timeout_usec > 0 && now - s->underloaded_since >= o->worker_idle_timeout_usec) {
+                        s->underloaded_since = 0;
+                        for (unsigned i = s->n_slots; i-- > 0;)
+                                if (s->slots[i].active) {
+                                        slot_retire(&s->slots[i], "was spare for --worker-idle-timeout");
+                                        break;
+                                }
+                }
+        } else
+                s->underloaded_since = 0;
+}
+
+static void pool_check(Supervisor *s)
+{
+        if (is_dispatch(s))
+                pool_shrink_idle(s);
+        else
+                pool_check_load(s);
+}
+
+/* ---- dispatch ---------------------------------------------------------------------------------------- */
+
+/*
+ * --accept=dispatch: the supervisor accepts, and hands each connection to a free worker over that worker's
+ * socketpair (protocol in src/worker/dispatch.c). It watches the listening sockets only while it could place
+ * what it accepts — a worker is free, a worker is starting for a connection not yet placed, or the pool may
+ * grow — and otherwise leaves connections in the kernel's backlog, which systemd's socket keeps across our
+ * restarts; the connections it holds itself (`pending`) are at most one per starting worker. It never reads
+ * from a connection. A connection it accepted is closed only once a worker has it: the supervisor keeps its
+ * copy from the hand-over until the worker's "B" (sent on receipt, before it reads anything), so if the send
+ * fails, or the worker dies (or is stopped by a signal and killed by its watchdog) before taking it, the
+ * connection goes to the next free worker, or waits, never lost. After "B" it is the worker's own: a worker
+ * that dies busy loses only its own connection.
+ */
+
+#define PENDING_MAX ((size_t) WORKERS_MAX)
+#define DISPATCH_ACCEPT_BATCH 16
+#define ACCEPT_RETRY_USEC (100 * USEC_PER_MSEC)
+
+/* The lowest free slot: load concentrates on the low slots, so the high ones stay idle and retire. */
+static Process *dispatch_free_worker(const Supervisor *s)
+{
+        for (unsigned i = 0; i < s->n_slots; i++) {
+                Process *p = s->slots[i].current;
+                if (p && p->state == PROCESS_READY && p->free && p->pair_source)
+                        return p;
+        }
+        return NULL;
+}
+
+static void dispatch_counts(const Supervisor *s, unsigned *ret_free, unsigned *ret_busy, unsigned *ret_starting)
+{
+        unsigned nfree = 0, busy = 0, starting = 0;
+        for (unsigned i = 0; i < s->n_slots; i++) {
+                Process *p = s->slots[i].current;
+                if (!p)
+                        continue;
+                if (p->state == PROCESS_STARTING)
+                        starting++;
+                else if (p->state == PROCESS_READY)
+                        *(p->free ? &nfree : &busy) += 1;
+        }
+        *ret_free = nfree;
+        *ret_busy = busy;
+        *ret_starting = starting;
+}
+
+/* How many more connections the supervisor could place now or as soon as a starting worker is ready. */
+static long dispatch_capacity(const Supervisor *s)
+{
+        unsigned nfree, busy, starting;
+        dispatch_counts(s, &nfree, &busy, &starting);
+        return (long) nfree + (long) starting - (long) s->n_pending;
+}
+
+static void pair_close(Process *p)
+{
+        p->pair_source = sd_event_source_disable_unref(p->pair_source);
+        p->free = false;
+}
+
+/* A free worker that is being stopped gets EOF on its pair now: it exits once it sees it. A busy one keeps
+ * its pair until it says "F". */
+static void process_unfree(Process *p)
+{
+        if (p->free)
+                pair_close(p);
+}
+
+static int dispatch_send(Process *p, int fd, unsigned listener)
+{
+        unsigned char index = (unsigned char) listener;
+        union {
+                struct cmsghdr hdr;
+                char buf[CMSG_SPACE(sizeof(int))];
+        } control = {};
+        struct iovec iov = { &index, 1 };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control,
+                             .msg_controllen = sizeof control };
+        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &fd, sizeof fd);
+        if (sendmsg(sd_event_source_get_io_fd(p->pair_source), &mh, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+                int r = negative_errno();
+                log_worker_event(LOG_WARNING, r, "dispatch-failed", (int) p->slot_index, p->pid,
+                                 "worker %u: cannot hand process %i a connection: %m; it goes to another worker",
+                                 p->slot_index, (int) p->pid);
+                pair_close(p);
+                return r;
+        }
+        p->free = false;
+        safe_close(p->handed_fd); /* a worker that never said "B" for the last one: it is served by now */
+        p->handed_fd = fd;
+        p->handed_listener = listener;
+        return 0;
+}
+
+/* The oldest waiting connection leaves the queue; its fd is now the caller's. */
+static void pending_pop(Supervisor *s)
+{
+        s->pending_head = (s->pending_head + 1) % PENDING_MAX;
+        s->n_pending--;
+}
+
+/* A worker died holding a connection it had not taken yet: it goes first to the next free worker. */
+static void dispatch_take_back(Process *p)
+{
+        Supervisor *s = p->supervisor;
+
+        if (p->handed_fd < 0)
+                return;
+        if (!s->pending || s->n_pending >= PENDING_MAX) {
+                p->handed_fd = safe_close(p->handed_fd);
+                return;
+        }
+        log_worker_event(LOG_NOTICE, 0, "dispatch-retry", (int) p->slot_index, p->pid,
+                         "worker %u: process %i ended before taking the connection handed to it; it goes to "
+                         "another worker", p->slot_index, (int) p->pid);
+        s->pending_head = (s->pending_head + PENDING_MAX - 1) % PENDING_MAX;
+        s->pending[s->pending_head] = (PendingConn){ .fd = TAKE_FD(p->handed_fd), .listener = p->handed_listener };
+        s->n_pending++;
+}
+
+/* Hands the waiting connections, oldest first, to free workers. */
+static void dispatch_assign(Supervisor *s)
+{
+        while (s->n_pending > 0) {
+                Process *p = dispatch_free_worker(s);
+                if (!p)
+                        return;
+                const PendingConn *c = &s->pending[s->pending_head];
+                if (dispatch_send(p, c->fd, c->listener) >= 0)
+                        pending_pop(s);
+        }
+}
+
+/* Places what waits, then watches the listening sockets only if what they hold could be placed. */
+static void dispatch_refresh(Supervisor *s)
+{
+        if (!s->listen_sources)
+                return;
+        dispatch_assign(s);
+        bool want = !s->stopping && !timer_pending(s->accept_retry_timer) && s->n_pending < PENDING_MAX &&
+                    (dispatch_capacity(s) > 0 || count_active_slots(s) < s->n_slots);
+        if (want == s->listening)
+                return;
+        for (size_t i = 0; i < s->n_sockets; i++)
+                (void) sd_event_source_set_enabled(s->listen_sources[i], want ? SD_EVENT_ON : SD_EVENT_OFF);
+        s->listening = want;
+}
+
+/* Busy/free flips are too frequent for a STATUS= each: the one-second tick shows them. */
+static void dispatch_changed(Supervisor *s)
+{
+        dispatch_refresh(s);
+        pool_check(s);
+        if (!timer_pending(s->status_timer) && !s->stopping)
+                (void) arm_timer(s, &s->status_timer, STATUS_INTERVAL_USEC, on_status_tick, s);
+}
+
+static int on_accept_retry(sd_event_source *src, uint64_t usec, void *userdata)
+{
+        dispatch_refresh(userdata);
+        return 0;
+}
+
+static int on_listen(sd_event_source *src, int fd, uint32_t revents, void *userdata)
+{
+        Supervisor *s = userdata;
+        unsigned listener = 0;
+
+        for (size_t i = 0; i < s->n_sockets; i++)
+                if (s->sockets[i].fd == fd)
+                        listener = (unsigned) i;
+        for (int i = 0; i < DISPATCH_ACCEPT_BATCH && !s->stopping && s->n_pending < PENDING_MAX; i++) {
+                if (dispatch_capacity(s) <= 0 && !pool_grow(s, "a connection waits and no worker is free"))
+                        break;
+                int c = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+                if (c < 0) {
+                        if (errno == EAGAIN || errno == EINTR)
+                                break;
+                        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                                /* The connection stays in the backlog; a level-triggered listener would spin. */
+                                log_warning_errno(errno, "accept: %m; pausing accepts for %llu ms",
+                                                  (unsigned long long) (ACCEPT_RETRY_USEC / USEC_PER_MSEC));
+                                (void) arm_timer(s, &s->accept_retry_timer, ACCEPT_RETRY_USEC, on_accept_retry, s);
+                                break;
+                        }
+                        continue; /* ECONNABORTED and network errors concern only that connection */
+                }
+                s->pending[(s->pending_head + s->n_pending) % PENDING_MAX] =
+                        (PendingConn){ .fd = c, .listener = listener };
+                s->n_pending++;
+                s->dispatched++;
+                dispatch_assign(s);
+        }
+        dispatch_changed(s);
+        return 0;
+}
+
+/* The worker said "F": its connection is closed. */
+static void dispatch_worker_free(Process *p)
+{
+        Supervisor *s = p->supervisor;
+
+        if (p->state == PROCESS_READY && p->slot) {
+                p->free = true;
+                p->free_since = now_usec(s);
+                return;
+        }
+        /* Being stopped: while drover itself stops, what it still holds goes to whoever finishes first (served
+         * with Connection: close); otherwise EOF, and the worker exits. */
+        if (p->state == PROCESS_STOPPING && s->stopping && s->n_pending > 0) {
+                const PendingConn *c = &s->pending[s->pending_head];
+                p->free = true;
+                if (dispatch_send(p, c->fd, c->listener) >= 0) {
+                        pending_pop(s);
+                        return;
+                }
+        }
+        pair_close(p);
+}
+
+static int on_pair(sd_event_source *src, int fd, uint32_t revents, void *userdata)
+{
+        Process *p = userdata;
+        Supervisor *s = p->supervisor;
+
+        while (p->pair_source) {
+                char buf[16];
+                ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+                if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                        break;
+                if (n <= 0) {
+                        pair_close(p); /* the worker is gone: its exit follows */
+                        break;
+                }
+                if (buf[0] == 'B' && n == 1)
+                        p->handed_fd = safe_close(p->handed_fd); /* the worker has it: ours goes */
+                else if (buf[0] == 'F' && n == 1)
+                        dispatch_worker_free(p);
+                else
+                        log_worker_event(LOG_NOTICE, 0, "bad-dispatch", (int) p->slot_index, p->pid,
+                                         "worker %u: dropping a malformed dispatch message", p->slot_index);
+        }
+        dispatch_changed(s);
+        if (s->exit_requested && !s->processes)
+                (void) sd_event_exit(s->event, 0);
+        return 0;
+}
+
+static int dispatch_open(Supervisor *s)
+{
+        if (!is_dispatch(s))
+                return 0;
+        s->listen_sources = calloc(s->n_sockets, sizeof *s->listen_sources);
+        s->pending = calloc(PENDING_MAX, sizeof *s->pending);
+        if (!s->listen_sources || !s->pending)
+                return -ENOMEM;
+        for (size_t i = 0; i < s->n_sockets; i++) {
+                int r = sd_event_add_io(s->event, &s->listen_sources[i], s->sockets[i].fd, EPOLLIN, on_listen, s);
+                if (r < 0)
+                        return r;
+                (void) sd_event_source_set_enabled(s->listen_sources[i], SD_EVENT_OFF);
+        }
+        return 0;
+}
+
+static void dispatch_close(Supervisor *s)
+{
+        while (s->n_pending > 0) {
+                safe_close(s->pending[s->pending_head].fd);
+                pending_pop(s);
+        }
+        for (size_t i = 0; s->listen_sources && i < s->n_sockets; i++)
+                sd_event_source_disable_unref(s->listen_sources[i]);
+        free(s->listen_sources);
+        free(s->pending);
+        sd_event_source_disable_unref(s->accept_retry_timer);
 }
 
 /* ---- notify socket ----------------------------------------------------------------------------------- */
@@ -635,6 +1113,7 @@ static void handle_notify(Supervisor *s, Process *p, const NotifyMessage *m)
                 /* A worker stopping on its own (exec workers may) is replaced like a dead one once it exits;
                  * until then it counts as not ready. */
                 p->state = PROCESS_STOPPING;
+                process_unfree(p);
                 log_worker_event(LOG_INFO, 0, "stopping", (int) p->slot_index, p->pid,
                                  "worker %u: process %i is stopping", p->slot_index, (int) p->pid);
                 if (w && w->current == p && !s->stopping) {
@@ -749,6 +1228,8 @@ static void update_status(Supervisor *s)
         unsigned ready = count_ready_slots(s);
         uint64_t now = now_usec(s), req, acc, conns;
 
+        dispatch_refresh(s);
+        pool_check(s);
         if (ready == 0 && s->unready_since == 0)
                 s->unready_since = now;
         else if (ready > 0)
@@ -775,13 +1256,22 @@ static void update_status(Supervisor *s)
 
         int n = snprintf(status, sizeof status, "%s: %u/%u workers", s->reloading ? "Reloading" : "Ready", ready,
                          s->n_slots);
+        if (is_dispatch(s)) {
+                unsigned nfree, busy, starting;
+                dispatch_counts(s, &nfree, &busy, &starting);
+                n += snprintf(status + n, sizeof status - (size_t) n, " (%u busy)", busy);
+        }
         if (!is_exec_pool(s))
                 n += snprintf(status + n, sizeof status - (size_t) n, ", %llu conns, %s req/s",
                               (unsigned long long) conns, rate);
         n += snprintf(status + n, sizeof status - (size_t) n, ", %u restarts", s->restarts);
         unsigned backing_off = count_backing_off(s);
         if (backing_off > 0)
-                snprintf(status + n, sizeof status - (size_t) n, ", %u backing off after failures", backing_off);
+                n += snprintf(status + n, sizeof status - (size_t) n, ", %u backing off after failures", backing_off);
+        if (is_dispatch(s) && s->listening)
+                snprintf(status + n, sizeof status - (size_t) n, ", accepting");
+        else if (is_dispatch(s))
+                snprintf(status + n, sizeof status - (size_t) n, ", backlog: waiting for a free worker");
 
 send:
         if (!s->ready_sent && !s->stopping && ready >= s->ready_needed) {
@@ -856,6 +1346,7 @@ static void supervisor_stop(Supervisor *s, const char *why)
         (void) sd_notify(false, "STOPPING=1");
         s->idle_timer = sd_event_source_disable_unref(s->idle_timer);
         s->status_timer = sd_event_source_disable_unref(s->status_timer);
+        s->shrink_timer = sd_event_source_disable_unref(s->shrink_timer);
         for (unsigned i = 0; i < s->n_slots; i++)
                 s->slots[i].respawn_timer = sd_event_source_disable_unref(s->slots[i].respawn_timer);
         for (Process *p = s->processes; p; p = p->next) {
@@ -873,7 +1364,7 @@ static int on_idle_timer(sd_event_source *src, uint64_t usec, void *userdata)
         uint64_t req, acc, conns;
 
         stats_totals(s, &req, &acc, &conns);
-        if (acc != s->idle_accepted || conns > 0) {
+        if (acc != s->idle_accepted || conns > 0 || s->n_pending > 0) {
                 s->idle_accepted = acc;
                 return arm_timer(s, &s->idle_timer, s->options->exit_idle_usec, on_idle_timer, s);
         }
@@ -985,6 +1476,10 @@ static int reload_options(Supervisor *s)
         if (n->n_listen != old->n_listen || memcmp(n->listen, old->listen, sizeof n->listen[0] * n->n_listen) != 0)
                 log_warning("reload: listen: changed addresses need a restart (the sockets are kept); keeping the "
                             "current ones");
+        if (n->accept != old->accept)
+                log_warning("reload: accept: a change needs a restart; keeping '%s'",
+                            old->accept == ACCEPT_DISPATCH ? "dispatch" : "shared");
+        n->accept = old->accept;
         if (n->exit_idle_usec != old->exit_idle_usec)
                 log_warning("reload: exit-idle-time: a change needs a restart; keeping %llu ms",
                             (unsigned long long) (old->exit_idle_usec / USEC_PER_MSEC));
@@ -1011,15 +1506,15 @@ static int reload_options(Supervisor *s)
  * keep valid pointers to theirs. */
 static void reload_resize(Supervisor *s)
 {
-        unsigned n = s->options->workers, old = s->n_slots;
+        unsigned n = s->options->max_workers, old = s->n_slots, min = s->options->min_workers;
 
-        s->ready_needed = s->options->ready_workers ?: n;
-        if (n == old)
-                return;
-        log_event(LOG_INFO, 0, "reload-resize", "reload: workers: %u -> %u: %s %u", old, n,
-                  n > old ? "starting" : "stopping", n > old ? n - old : old - n);
+        s->ready_needed = s->options->ready_workers ?: min;
+        if (n != old)
+                log_event(LOG_INFO, 0, "reload-resize", "reload: workers: %u -> %u: %s %u", old, n,
+                          n > old ? "starting" : "stopping", n > old ? n - old : old - n);
         for (unsigned i = n; i < old; i++) {
                 WorkerSlot *w = &s->slots[i];
+                w->active = false;
                 w->respawn_timer = sd_event_source_disable_unref(w->respawn_timer);
                 Process *procs[2] = { w->current, w->replacement };
                 for (size_t k = 0; k < ELEMENTSOF(procs); k++)
@@ -1029,10 +1524,14 @@ static void reload_resize(Supervisor *s)
                         }
         }
         s->n_slots = n;
-        for (unsigned i = old; i < n; i++) {
+        for (unsigned i = old; i < n; i++)
                 s->slots[i] = (WorkerSlot){ .supervisor = s, .index = i };
-                slot_start(&s->slots[i]);
-        }
+        /* A new --min-workers: the lowest inactive slots join the pool. */
+        for (unsigned i = 0; i < n && count_active_slots(s) < min; i++)
+                if (!s->slots[i].active) {
+                        s->slots[i].active = true;
+                        slot_start(&s->slots[i]);
+                }
 }
 
 static void reload_begin(Supervisor *s)
@@ -1154,6 +1653,8 @@ static void supervisor_done(Supervisor *s)
         for (unsigned i = 0; s->slots && i < WORKERS_MAX; i++)
                 sd_event_source_unref(s->slots[i].respawn_timer);
         free(s->slots);
+        dispatch_close(s);
+        sd_event_source_unref(s->shrink_timer);
         sd_event_source_unref(s->idle_timer);
         sd_event_source_unref(s->status_timer);
         sd_event_source_unref(s->systemd_watchdog_timer);
@@ -1215,8 +1716,8 @@ int supervisor_main(Options *o, const OptionsSource *source)
                 len += strlen(s.sockets[i].name) + 1;
         s.fdnames = calloc(1, len);
         s.envp = spawn_base_environment();
-        s.n_slots = o->workers;
-        s.ready_needed = o->ready_workers ?: o->workers;
+        s.n_slots = o->max_workers;
+        s.ready_needed = o->ready_workers ?: o->min_workers;
         s.slots = calloc(WORKERS_MAX, sizeof *s.slots); /* fixed: processes point to their slot; a reload may
                                                           * grow the pool */
         if (!s.fdnames || !s.exe || !s.envp || !s.slots) {
@@ -1274,9 +1775,16 @@ int supervisor_main(Options *o, const OptionsSource *source)
                         log_warning_errno(r, "cannot arm the systemd watchdog timer: %m");
         }
 
+        r = dispatch_open(&s);
+        if (r < 0) {
+                log_error_errno(r, "cannot watch the listening sockets: %m");
+                goto finish;
+        }
+
         for (unsigned i = 0; i < s.n_slots; i++) {
-                s.slots[i] = (WorkerSlot){ .supervisor = &s, .index = i };
-                slot_start(&s.slots[i]);
+                s.slots[i] = (WorkerSlot){ .supervisor = &s, .index = i, .active = i < o->min_workers };
+                if (s.slots[i].active)
+                        slot_start(&s.slots[i]);
         }
         update_status(&s);
 

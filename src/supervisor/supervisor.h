@@ -34,6 +34,7 @@ typedef struct SpawnContext {
         uint64_t watchdog_usec; /* 0: no WATCHDOG_USEC/WATCHDOG_PID */
         int stats_fd;           /* -EBADF: none (exec workers) */
         int stats_index;
+        int dispatch_fd; /* -EBADF: none; else the worker's end of its socketpair (--accept=dispatch) */
 } SpawnContext;
 
 /* Forks and execs a worker. ret_exec_fd is the read end of a close-on-exec pipe: EOF once the exec
@@ -78,6 +79,16 @@ typedef struct Process {
         sd_event_source *exec_source;
         sd_event_source *watchdog_timer; /* start deadline, then liveness deadline */
         sd_event_source *kill_timer;     /* SIGKILL after graceful timeout or watchdog grace */
+
+        /* --accept=dispatch: the supervisor's end of the worker's socketpair (owned by pair_source), and
+         * whether the worker is known free: READY=1 seen or "F" since the last hand-over. */
+        sd_event_source *pair_source;
+        bool free;
+        uint64_t free_since;
+        /* The connection last handed over, kept until the worker says "B" (it has it): if the worker dies
+         * before that, the connection goes to another worker instead of being lost. -EBADF: none. */
+        int handed_fd;
+        unsigned handed_listener;
 } Process;
 
 struct WorkerSlot {
@@ -87,7 +98,14 @@ struct WorkerSlot {
         Process *replacement;
         sd_event_source *respawn_timer;
         unsigned failures; /* consecutive failed runs, for backoff */
+        bool active;       /* part of the pool now: --min-workers of them always, up to --max-workers */
 };
+
+/* A connection the supervisor accepted for a worker that is starting (dispatch mode). */
+typedef struct PendingConn {
+        int fd;
+        unsigned listener;
+} PendingConn;
 
 struct Supervisor {
         sd_event *event;
@@ -106,7 +124,7 @@ struct Supervisor {
         sd_event_source *notify_source;
 
         WorkerSlot *slots;
-        unsigned n_slots;
+        unsigned n_slots; /* --max-workers; the active ones have a worker */
         unsigned ready_needed;
         Process *processes; /* every live process */
 
@@ -132,6 +150,19 @@ struct Supervisor {
         sd_event_source *systemd_watchdog_timer;
         uint64_t unready_since;
         bool petting_stopped;
+
+        /* --accept=dispatch: the listening sockets' sources (on only while a worker is free or the pool may
+         * grow) and the connections accepted for starting workers, oldest first. */
+        sd_event_source **listen_sources;
+        bool listening;
+        sd_event_source *accept_retry_timer; /* after EMFILE and the like */
+        PendingConn *pending;
+        size_t pending_head, n_pending;
+        uint64_t dispatched;
+
+        /* The dynamic pool: retiring idle workers above --min-workers. */
+        sd_event_source *shrink_timer;
+        uint64_t underloaded_since; /* shared mode: the pool could do with one worker less since */
 
         unsigned restarts;
         uint64_t rate_requests, rate_usec;

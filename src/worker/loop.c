@@ -48,6 +48,11 @@ uint64_t loop_now(Loop *l)
         return l->now_ms;
 }
 
+uint64_t loop_update_now(Loop *l)
+{
+        return l->now_ms = monotonic_ms();
+}
+
 void timer_disarm(TimerEntry *e)
 {
         TimerQueue *q = e->queue;

@@ -60,6 +60,8 @@ int loop_add(Loop *l, IoWatch *w, uint32_t events);
 int loop_del(Loop *l, IoWatch *w);
 void loop_add_queue(Loop *l, TimerQueue *q, uint64_t duration_ms, timer_handler_t handler);
 uint64_t loop_now(Loop *l);
+/* Reads the (coarse, vDSO: no syscall) clock again; returns the new now. */
+uint64_t loop_update_now(Loop *l);
 
 void timer_arm(Loop *l, TimerQueue *q, TimerEntry *e);
 void timer_disarm(TimerEntry *e);

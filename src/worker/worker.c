@@ -44,6 +44,10 @@ static void listeners_register(Worker *w, bool on)
 
 void worker_connection_closed(Worker *w)
 {
+        if (dispatch_enabled(w)) {
+                dispatch_connection_closed(w);
+                return;
+        }
         if (w->draining) {
                 if (w->n_conns == 0)
                         w->loop.quit = true;
@@ -86,8 +90,14 @@ static void on_listener(Loop *l, IoWatch *watch, uint32_t events)
 
 static void worker_ping(Worker *w)
 {
+        uint64_t now = loop_now(&w->loop), elapsed = now - w->last_ping_ms;
+
+        /* The load goes into the shared record, not the message: the supervisor reads it when it needs it. */
+        if (elapsed > 0)
+                stats_store(w->stats->load, (uint32_t) MIN(w->busy_ms * 1000 / elapsed, (uint64_t) 1000));
+        w->busy_ms = 0;
         (void) sd_notify(0, "WATCHDOG=1");
-        w->last_ping_ms = loop_now(&w->loop);
+        w->last_ping_ms = now;
         w->requests_at_ping = stats_load(w->stats->requests);
         w->conns_at_ping = w->n_conns;
         if (w->watchdog_usec > 0)
@@ -142,7 +152,7 @@ static void on_graceful_timeout(Loop *l, TimerEntry *e)
         w->loop.quit = true;
 }
 
-static void worker_begin_drain(Worker *w)
+void worker_begin_drain(Worker *w)
 {
         if (w->draining)
                 return;
@@ -177,7 +187,8 @@ static void worker_begin_drain(Worker *w)
                 next = c->next;
                 conn_begin_drain(c);
         }
-        if (w->n_conns == 0)
+        /* A dispatch worker also waits for the supervisor's EOF on its pair: a connection may be on its way. */
+        if (w->n_conns == 0 && (!dispatch_enabled(w) || w->dispatch_eof))
                 w->loop.quit = true;
         else
                 timer_arm(&w->loop, &w->q_graceful, &w->graceful_timer);
@@ -196,7 +207,11 @@ static void on_signal(Loop *l, IoWatch *watch, uint32_t events)
 static void after_batch(Loop *l)
 {
         Worker *w = container_of(l, Worker, loop);
+        uint64_t start = loop_now(l);
 
+        /* The coarse clock's ticks fall at random points of a batch, so the sum of the differences is an
+         * unbiased measure of the time spent handling, even for batches shorter than a tick. */
+        w->busy_ms += loop_update_now(l) - start;
         conns_release_closed(w);
         /* While requests flow, ping at least once a second (the supervisor's STATUS= rate comes from these);
          * while idle, only at the watchdog's pace. Never more than one ping per second: not a syscall per
@@ -356,7 +371,10 @@ int worker_main(const Options *o)
                 };
         }
 
-        listeners_register(w, true);
+        r = dispatch_setup(w);
+        if (r < 0)
+                return EX_OSERR;
+        listeners_register(w, true); /* none in dispatch mode: dispatch_setup() took them */
         (void) sd_notify(0, "READY=1");
         w->last_ping_ms = loop_now(&w->loop);
         if (w->watchdog_usec > 0)

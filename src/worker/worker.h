@@ -108,11 +108,19 @@ struct Worker {
         WorkerStats private_stats;
         uint64_t watchdog_usec;
         uint64_t last_ping_ms;
+        uint64_t busy_ms; /* spent handling events since the last ping: the load it reports */
         uint64_t requests_at_ping;
         unsigned conns_at_ping;
         uint64_t max_requests; /* 0: never retire */
         bool retire_sent;
         uint64_t graceful_timeout_ms;
+
+        /* --accept=dispatch (dispatch.c): the socketpair with the supervisor, -EBADF in shared mode or once
+         * the supervisor closed it (dispatch_eof). */
+        IoWatch dispatch;
+        bool dispatch_eof;
+        Protocol dispatch_protocols[LISTEN_MAX];
+        size_t n_dispatch_protocols;
 
         Conn *conns;        /* every open connection */
         Conn *free_conns;   /* released, reusable */
@@ -128,6 +136,12 @@ struct Worker {
 };
 
 int worker_main(const Options *o);
+void worker_begin_drain(Worker *w);
+
+/* dispatch.c */
+int dispatch_setup(Worker *w);
+bool dispatch_enabled(const Worker *w);
+void dispatch_connection_closed(Worker *w);
 
 /* conn.c */
 void conn_accept(Worker *w, int fd, Protocol protocol, const struct sockaddr *peer, socklen_t peer_len);

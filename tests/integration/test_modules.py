@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
 """
-Handler modules through the real binary: the example modules hello and echo, routing by prefix, what a module
+Handler modules through the real binary: the example modules hello, echo and sleep, routing by prefix, what a module
 sees of a request (over HTTP), load errors (exit 78 naming the path and the reason), a failing init, a failing
 handle(), a handle() that hangs (the watchdog names the request), a module built out of tree with
 pkg-config --cflags drover-handler against an installed drover, and a reload that loads a new module file.
@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import textwrap
+import time
 
 from drover_test import EX_CONFIG, WAIT, DroverTestCase, HttpConnection, main, wait_until
 
@@ -21,6 +22,7 @@ BUILD = os.environ.get("DROVER_BUILD_ROOT") or os.path.join(os.path.dirname(__fi
 SRC = os.environ.get("DROVER_SRC_ROOT") or os.path.join(os.path.dirname(__file__), "..", "..")
 HELLO = os.path.join(BUILD, "examples", "hello.so")
 ECHO = os.path.join(BUILD, "examples", "echo.so")
+SLEEP = os.path.join(BUILD, "examples", "sleep.so")
 CC = shutil.which("cc") or shutil.which("gcc")
 INCLUDE = os.path.join(SRC, "include")
 
@@ -155,6 +157,54 @@ class ExampleModulesTest(ModuleTestCase):
         self.assertEqual(j["prefix"], "", "the catch-all module serves what no longer prefix claims")
         self.assertEqual(d.get("/echo/hello/x").body, b"Hello, world!\n")
         self.assertEqual(self.json_get(d, "GET", "/echo/hell")["path"], "/echo/hell")
+
+
+class SleepModuleTest(ModuleTestCase):
+
+    def sleep_get(self, c, query):
+        r = c.request("GET", "/sleep" + query)
+        self.assertEqual(r.header("Content-Type"), "text/plain; charset=utf-8", r)
+        return r
+
+    def test_answers_after_the_time_asked(self):
+        d = self.start(workers=1, args=[f"--handler=/sleep={SLEEP}"])
+        with d.connect() as c:
+            r = self.sleep_get(c, "?ms=0")
+            self.assertEqual((r.status, r.body), (200, b"slept 0 ms\n"))
+            for query, ms in [("?ms=250", 250), ("?x=1&ms=120&ms=9999", 120), ("?ms=0007", 7)]:
+                with self.subTest(query=query):
+                    t0 = time.monotonic()
+                    r = self.sleep_get(c, query)
+                    elapsed = time.monotonic() - t0
+                    self.assertEqual((r.status, r.body), (200, f"slept {ms} ms\n".encode()))
+                    # A lower bound only: the sleep cannot end early (an upper bound would be a timing test).
+                    self.assertGreaterEqual(elapsed, ms / 1000)
+            self.assertTrue(c.still_open(), "keep-alive goes on")
+
+    def test_bad_values_are_400_with_the_reason(self):
+        d = self.start(workers=1, args=[f"--handler=/sleep={SLEEP}"])
+        cases = [
+            ("", "missing ?ms=N"),
+            ("?", "missing ?ms=N"),
+            ("?xms=5&msx=5&ms", "missing ?ms=N"),
+            ("?ms=", "invalid value '' for ms: expected whole milliseconds, from 0 to 5000"),
+            ("?ms=abc", "invalid value 'abc' for ms: expected whole milliseconds"),
+            ("?ms=-1", "invalid value '-1' for ms: expected whole milliseconds"),
+            ("?ms=+5", "invalid value '+5' for ms: expected whole milliseconds"),
+            ("?ms=1.5", "invalid value '1.5' for ms: expected whole milliseconds"),
+            ("?ms=0x10", "invalid value '0x10' for ms: expected whole milliseconds"),
+            ("?ms=%2010", "invalid value '%2010' for ms: expected whole milliseconds"),
+            ("?ms=5001", "invalid value '5001' for ms: over the cap, from 0 to 5000"),
+            ("?ms=" + "9" * 40, "invalid value '" + "9" * 32 + "' for ms: over the cap"),
+        ]
+        with d.connect() as c:
+            for query, needle in cases:
+                with self.subTest(query=query):
+                    r = self.sleep_get(c, query)
+                    self.assertEqual(r.status, 400, r)
+                    self.assertIn(needle, r.body.decode())
+                    self.assertEqual(r.body.count(b"\n"), 1, "one line")
+            self.assertEqual(self.sleep_get(c, "?ms=1").status, 200, "the connection goes on")
 
 
 class ModuleErrorTest(ModuleTestCase):

@@ -21,8 +21,8 @@ import sys
 import threading
 import time
 
-from drover_test import (DROVER, EX_CONFIG, WAIT, Drover, DroverTestCase, HttpConnection, clean_environment,
-                         main, proc_environ, proc_read, proc_status, wait_until)
+from drover_test import (ACCEPT, DROVER, EX_CONFIG, WAIT, Drover, DroverTestCase, HttpConnection, clean_environment,
+                         drover_has_accept_option, main, proc_environ, proc_read, proc_status, status_of, wait_until)
 
 WRK = shutil.which("wrk")
 UNSHARE = shutil.which("unshare")
@@ -40,10 +40,6 @@ LAUNCH = ("import os, sys\n"
 # A private /run with this test's journald socket at /run/systemd/journal/socket, then exec the rest.
 JOURNAL_NS = ('mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/journal && '
               'mount --bind "$0" /run/systemd/journal && exec "$@"')
-
-
-def status_of(m):
-    return m.fields.get("STATUS")
 
 
 STATUS_RX = re.compile(r"^(Ready|Reloading): (\d+)/(\d+) workers, (\d+) conns, ([0-9.]+[kM]?) req/s, "
@@ -121,7 +117,7 @@ class LifecycleTestCase(DroverTestCase):
         inst = Drover(self.tmp, self.root, nsock)
         inst.ports = [sock.getsockname()[1]]
         argv = [sys.executable, "-c", LAUNCH, str(sock.fileno()), DROVER, f"--workers={workers}",
-                f"--root={self.root}"] + list(args)
+                f"--root={self.root}"] + self.pool_args(args)
         e = clean_environment(env)
         e["NOTIFY_SOCKET"] = nsock.path
         if journal:
@@ -313,7 +309,7 @@ class ReloadTest(LifecycleTestCase):
         d.ports = [sock.getsockname()[1]]
         env = clean_environment({"NOTIFY_SOCKET": nsock.path})
         self._popen(d, [sys.executable, "-c", LAUNCH, str(sock.fileno()), exe, "--workers=2",
-                        f"--root={self.root}"], env, pass_fds=(sock.fileno(),))
+                        f"--root={self.root}"] + self.pool_args([]), env, pass_fds=(sock.fileno(),))
         self.addCleanup(d.cleanup)
         d.wait_ready()
         before = d.wait_workers(2)
@@ -468,9 +464,11 @@ class StatusTest(LifecycleTestCase):
         return [status_of(m) for m in d.notify.messages[since:] if status_of(m)]
 
     def test_status_counts_connections_rate_and_restarts(self):
-        d = self.start(workers=2, args=["--worker-watchdog=0"])
+        # A dispatch worker holds one connection at a time: the three held below and the busy one need four.
+        w = 4 if ACCEPT == "dispatch" else 2
+        d = self.start(workers=w, args=["--worker-watchdog=0"])
         ready = status_of(d.wait_ready())
-        self.assertEqual(ready, "Ready: 2/2 workers, 0 conns, 0 req/s, 0 restarts")
+        self.assertEqual(ready, f"Ready: {w}/{w} workers, 0 conns, 0 req/s, 0 restarts")
         # Traffic for about three seconds over keep-alive connections, with three idle connections held open.
         held = [d.connect() for _ in range(3)]
         for c in held:
@@ -491,11 +489,11 @@ class StatusTest(LifecycleTestCase):
         self.assertTrue(any(r > 0 for r in rates), f"a request rate while busy: {busy}")
         self.assertTrue(any(int(STATUS_RX.match(s).group(4)) >= 3 for s in busy), busy)
         # Traffic stops: the line settles to the idle truth (the three held connections, no requests).
-        wait_until(lambda: (self.statuses(d) or [""])[-1] == "Ready: 2/2 workers, 3 conns, 0 req/s, 0 restarts",
+        wait_until(lambda: (self.statuses(d) or [""])[-1] == f"Ready: {w}/{w} workers, 3 conns, 0 req/s, 0 restarts",
                    message=f"the idle status; got {self.statuses(d)[-3:]}")
         for c in held:
             c.close()
-        wait_until(lambda: (self.statuses(d) or [""])[-1] == "Ready: 2/2 workers, 0 conns, 0 req/s, 0 restarts",
+        wait_until(lambda: (self.statuses(d) or [""])[-1] == f"Ready: {w}/{w} workers, 0 conns, 0 req/s, 0 restarts",
                    message=f"0 conns; got {self.statuses(d)[-3:]}")
         # Idle: not one more STATUS= (or anything else) while nothing happens, once the last one-second
         # refresh has found nothing changed.
@@ -508,8 +506,8 @@ class StatusTest(LifecycleTestCase):
         self.assertEqual(int(proc_status(sup)["voluntary_ctxt_switches"]), switches,
                          "the idle supervisor does not wake up at all (no worker watchdog, no systemd watchdog)")
         # A restart is counted.
-        os.kill(d.wait_workers(2)[0], signal.SIGKILL)
-        wait_until(lambda: (self.statuses(d) or [""])[-1] == "Ready: 2/2 workers, 0 conns, 0 req/s, 1 restarts",
+        os.kill(d.wait_workers(w)[0], signal.SIGKILL)
+        wait_until(lambda: (self.statuses(d) or [""])[-1] == f"Ready: {w}/{w} workers, 0 conns, 0 req/s, 1 restarts",
                    message=f"1 restarts; got {self.statuses(d)[-3:]}")
         self.assertGreater(n, 0)
 
@@ -522,6 +520,60 @@ class StatusTest(LifecycleTestCase):
         time.sleep(3)
         woke = int(proc_status(d.pid)["voluntary_ctxt_switches"]) - switches
         self.assertLessEqual(woke, 4, "two workers ping once per 5 s each; anything more is polling")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# DeferAcceptSec= for dispatch pools (drover(8), ACCEPT MODELS: why the docs recommend it)
+
+
+class DeferAcceptTest(LifecycleTestCase):
+
+    def setUp(self):
+        super().setUp()
+        if not drover_has_accept_option():
+            self.skipTest("this drover has no --accept option")
+
+    def dispatch_pool_of_one(self, defer_seconds):
+        """A dispatch pool that cannot grow (one worker) on a socket as systemd makes it with
+        DeferAcceptSec=defer_seconds (TCP_DEFER_ACCEPT; 0: not set), and a client that connects and says
+        nothing."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        self.addCleanup(sock.close)
+        if defer_seconds:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, defer_seconds)
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(128)
+        d = self.start_with_socket(sock, workers=1, args=["--accept=dispatch", "--max-workers=1"])
+        d.wait_ready()
+        silent = HttpConnection(("127.0.0.1", d.port))
+        d.connections.append(silent)
+        return d, silent
+
+    def raw_statuses(self, d):
+        d.notify.drain()
+        return [m.fields["STATUS"] for m in d.notify.messages if "STATUS" in m.fields]
+
+    def test_without_it_a_silent_client_holds_the_only_worker(self):
+        d, silent = self.dispatch_pool_of_one(0)
+        wait_until(lambda: any(re.match(r"Ready: 1/1 workers \(1 busy\), .*, backlog: waiting for a free worker$", s)
+                               for s in self.raw_statuses(d)),
+                   message=f"the silent connection handed to the worker; got {self.raw_statuses(d)[-3:]}")
+        c = d.connect()
+        c.send(b"GET /plain.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+        silent.close()  # the worker is free again only now
+        self.assertEqual(c.read_response().body, b"plain text file\n", "served once the silent client left")
+
+    def test_with_it_the_worker_serves_others_while_a_client_is_silent(self):
+        # 60 s: far longer than this test, after which the kernel would accept the silent connection anyway.
+        d, silent = self.dispatch_pool_of_one(60)
+        for _ in range(3):
+            self.assertEqual(d.get("/plain.txt").body, b"plain text file\n")
+        self.assertTrue(silent.still_open(), "the silent client is still connected, never handed to the worker")
+        free = r"Ready: 1/1 workers \(0 busy\), .*, accepting$"
+        wait_until(lambda: re.match(free, (self.raw_statuses(d) or [""])[-1]),
+                   message=f"a free worker; got {self.raw_statuses(d)[-3:]}")
+        silent.send(b"GET /style.css HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertEqual(silent.read_response().status, 200, "and served as soon as it speaks")
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -8,13 +8,9 @@ import re
 import signal
 import socket
 
-from drover_test import (EX_CONFIG, EX_USAGE, DroverTestCase, HttpConnection, free_port, listening_inodes, main,
+from drover_test import (ACCEPT, EX_CONFIG, EX_USAGE, DroverTestCase, HttpConnection, free_port, listening_inodes, main,
                          proc_alive, proc_cmdline, proc_environ, proc_fds, proc_status, reap,
-                         signal_mask, socket_inode, wait_until)
-
-
-def status_of(m):
-    return m.fields.get("STATUS")
+                         signal_mask, socket_inode, status_of, wait_until)
 
 
 class CommandLineTest(DroverTestCase):
@@ -210,7 +206,7 @@ class StartupTest(DroverTestCase):
         # a moment after READY=1 went out.
         own = {"anon_inode:[eventpoll]", "anon_inode:[signalfd]", root}
 
-        def unexpected(pid):
+        def unexpected(pid, own=own):
             fds = proc_fds(pid)
             rest = sorted(link for fd, link in fds.items() if fd > 4)
             bad = [link for link in rest if link not in own]
@@ -224,12 +220,24 @@ class StartupTest(DroverTestCase):
                 fds = proc_fds(pid)
                 for fd in (0, 1, 2):
                     self.assertEqual(fds.get(fd), sup_fds.get(fd), f"fd {fd} is the supervisor's")
-                self.assertEqual(socket_inode(fds.get(3)), want_inodes[0], "fd 3: first --listen socket")
-                self.assertEqual(socket_inode(fds.get(4)), want_inodes[1], "fd 4: second --listen socket")
+                mine = own
+                if ACCEPT == "dispatch":
+                    # A dispatch worker never accepts: it closes the listening sockets it inherited (at 3 and 4,
+                    # as any worker gets them) and is handed connections over its own pair with the supervisor,
+                    # at the fd $DROVER_DISPATCH names: 3 + LISTEN_FDS + 1, after the stats memfd.
+                    pair = int(proc_environ(pid)["DROVER_DISPATCH"])
+                    self.assertEqual(pair, 6)
+                    wait_until(lambda: not {3, 4} & set(proc_fds(pid)), message="the listening sockets closed")
+                    self.assertIsNotNone(socket_inode(fds.get(pair)), f"fd {pair}: the dispatch pair")
+                    self.assertNotIn(socket_inode(fds.get(pair)), want_inodes, "not a listening socket")
+                    mine = own | {fds[pair]}
+                else:
+                    self.assertEqual(socket_inode(fds.get(3)), want_inodes[0], "fd 3: first --listen socket")
+                    self.assertEqual(socket_inode(fds.get(4)), want_inodes[1], "fd 4: second --listen socket")
                 try:
-                    wait_until(lambda: not unexpected(pid)[1], message="only the worker's own descriptors")
+                    wait_until(lambda: not unexpected(pid, mine)[1], message="only the worker's own descriptors")
                 except AssertionError:
-                    fds, bad = unexpected(pid)
+                    fds, bad = unexpected(pid, mine)
                     self.fail(f"descriptors leaked into worker {pid}: {bad}; all: {fds}")
 
     def test_worker_signal_state(self):
@@ -259,7 +267,7 @@ class StartupTest(DroverTestCase):
         d = self.start(workers=1, env={"JOURNAL_STREAM": "1:1"})
         pid = d.wait_workers(1)[0]
         d.wait_log(rf"^drover\[{d.pid}\]: worker 0: started as process {pid}$")
-        d.wait_log(r"^drover\[\d+\]: Ready: 1/1 workers, ")
+        d.wait_log(r"^drover\[\d+\]: Ready: 1/1 workers( \(\d+ busy\))?, ")  # "(N busy)": dispatch
         self.assertEqual(d.stdout(), "", "nothing on stdout")
 
     def test_foreign_notify_message_is_dropped(self):

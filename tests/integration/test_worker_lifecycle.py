@@ -22,15 +22,11 @@ import time
 
 from drover_test import (DROVER, EX_CONFIG, WAIT, DroverTestCase, HttpConnection, children_of, free_port,
                          listening_inodes, main, proc_alive, proc_cmdline, proc_environ, proc_environ_list,
-                         proc_fds, proc_ppid, proc_read, proc_stat, socket_inode, tcp_table, wait_until)
+                         proc_fds, proc_ppid, proc_read, proc_stat, socket_inode, status_of, tcp_table, wait_until)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROGRAM = os.path.join(HERE, "programs", "activated_echo.py")
 LIGHTTPD = "/usr/sbin/lighttpd"
-
-
-def status_of(m):
-    return m.fields.get("STATUS")
 
 
 def find_line(lines, pattern, start=0):

@@ -82,7 +82,7 @@ ok "built $(basename "$deb") and $(basename "$dev")"
 contents=$(dpkg-deb -c "$deb")
 for f in ./usr/bin/drover /drover.socket /drover.service /drover@.socket /drover@.service \
         ./usr/lib/systemd/catalog/drover.catalog ./usr/lib/sysusers.d/drover.conf ./usr/share/drover/site/index.html \
-        /drover/modules/hello.so /drover/modules/echo.so ./usr/share/man/man8/drover.8.gz \
+        /drover/modules/hello.so /drover/modules/echo.so /drover/modules/sleep.so ./usr/share/man/man8/drover.8.gz \
         ./usr/share/man/man5/drover.conf.5.gz; do
         assert_contains "contents of $(basename "$deb")" "$contents" "$f"
 done
