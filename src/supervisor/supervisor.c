@@ -60,6 +60,7 @@ static void reload_finish(Supervisor *s, bool ok);
 static int on_pair(sd_event_source *src, int fd, uint32_t revents, void *userdata);
 static void process_unfree(Process *p);
 static void pool_check(Supervisor *s);
+static void dispatch_take_back(Process *p);
 
 static uint64_t now_usec(Supervisor *s)
 {
@@ -191,6 +192,7 @@ static Process *process_free(Process *p)
         if (p->next)
                 p->next->prev = p->prev;
         stats_release(s, p);
+        dispatch_take_back(p);
         sd_event_source_unref(p->child_source);
         sd_event_source_unref(p->exec_source);
         sd_event_source_unref(p->watchdog_timer);
@@ -261,7 +263,7 @@ static Process *process_spawn(WorkerSlot *w)
         *p = (Process){ .supervisor = s, .slot = w, .slot_index = w->index, .state = PROCESS_STARTING,
                         .generation = s->generation, .stats_index = stats_acquire(s),
                         .watchdog_usec = o->worker_watchdog_usec, .graceful_usec = o->graceful_timeout_usec,
-                        .exec_ready = o->exec_ready };
+                        .exec_ready = o->exec_ready, .handed_fd = -EBADF };
 
         if (!is_exec_pool(s)) {
                 builtin_argv[n++] = (char *) "drover";
@@ -714,10 +716,16 @@ static void pool_shrink_idle(Supervisor *s)
         uint64_t timeout = s->options->worker_idle_timeout_usec, now = now_usec(s), next = UINT64_MAX;
         unsigned active = count_active_slots(s), min = s->options->min_workers;
 
-        for (unsigned i = s->n_slots; i-- > 0 && timeout > 0 && !s->stopping && !s->reloading && active > min;) {
+        /* Only the (active - min) highest active slots are spare: the low ones, which get the connections
+         * first, are kept even if they happened to be idle longer. */
+        unsigned spare = active > min ? active - min : 0;
+        for (unsigned i = s->n_slots; i-- > 0 && timeout > 0 && !s->stopping && !s->reloading && spare > 0;) {
                 WorkerSlot *w = &s->slots[i];
                 Process *p = w->current;
-                if (!w->active || !p || w->replacement || p->state != PROCESS_READY || !p->free)
+                if (!w->active)
+                        continue;
+                spare--;
+                if (!p || w->replacement || p->state != PROCESS_READY || !p->free)
                         continue;
                 if (now - p->free_since >= timeout) {
                         slot_retire(w, "was idle for --worker-idle-timeout");
@@ -798,8 +806,11 @@ static void pool_check(Supervisor *s)
  * what it accepts — a worker is free, a worker is starting for a connection not yet placed, or the pool may
  * grow — and otherwise leaves connections in the kernel's backlog, which systemd's socket keeps across our
  * restarts; the connections it holds itself (`pending`) are at most one per starting worker. It never reads
- * from a connection. A connection it accepted is closed only once a worker has it (SCM_RIGHTS made a copy):
- * if the send fails because the worker died, the connection goes to the next free worker, or waits.
+ * from a connection. A connection it accepted is closed only once a worker has it: the supervisor keeps its
+ * copy from the hand-over until the worker's "B" (sent on receipt, before it reads anything), so if the send
+ * fails, or the worker dies (or is stopped by a signal and killed by its watchdog) before taking it, the
+ * connection goes to the next free worker, or waits, never lost. After "B" it is the worker's own: a worker
+ * that dies busy loses only its own connection.
  */
 
 #define PENDING_MAX ((size_t) WORKERS_MAX)
@@ -881,14 +892,36 @@ static int dispatch_send(Process *p, int fd, unsigned listener)
                 return r;
         }
         p->free = false;
+        safe_close(p->handed_fd); /* a worker that never said "B" for the last one: it is served by now */
+        p->handed_fd = fd;
+        p->handed_listener = listener;
         return 0;
 }
 
+/* The oldest waiting connection leaves the queue; its fd is now the caller's. */
 static void pending_pop(Supervisor *s)
 {
-        s->pending[s->pending_head].fd = safe_close(s->pending[s->pending_head].fd);
         s->pending_head = (s->pending_head + 1) % PENDING_MAX;
         s->n_pending--;
+}
+
+/* A worker died holding a connection it had not taken yet: it goes first to the next free worker. */
+static void dispatch_take_back(Process *p)
+{
+        Supervisor *s = p->supervisor;
+
+        if (p->handed_fd < 0)
+                return;
+        if (!s->pending || s->n_pending >= PENDING_MAX) {
+                p->handed_fd = safe_close(p->handed_fd);
+                return;
+        }
+        log_worker_event(LOG_NOTICE, 0, "dispatch-retry", (int) p->slot_index, p->pid,
+                         "worker %u: process %i ended before taking the connection handed to it; it goes to "
+                         "another worker", p->slot_index, (int) p->pid);
+        s->pending_head = (s->pending_head + PENDING_MAX - 1) % PENDING_MAX;
+        s->pending[s->pending_head] = (PendingConn){ .fd = TAKE_FD(p->handed_fd), .listener = p->handed_listener };
+        s->n_pending++;
 }
 
 /* Hands the waiting connections, oldest first, to free workers. */
@@ -1005,7 +1038,9 @@ static int on_pair(sd_event_source *src, int fd, uint32_t revents, void *userdat
                         pair_close(p); /* the worker is gone: its exit follows */
                         break;
                 }
-                if (buf[0] == 'F' && n == 1)
+                if (buf[0] == 'B' && n == 1)
+                        p->handed_fd = safe_close(p->handed_fd); /* the worker has it: ours goes */
+                else if (buf[0] == 'F' && n == 1)
                         dispatch_worker_free(p);
                 else
                         log_worker_event(LOG_NOTICE, 0, "bad-dispatch", (int) p->slot_index, p->pid,
@@ -1036,8 +1071,10 @@ static int dispatch_open(Supervisor *s)
 
 static void dispatch_close(Supervisor *s)
 {
-        while (s->n_pending > 0)
+        while (s->n_pending > 0) {
+                safe_close(s->pending[s->pending_head].fd);
                 pending_pop(s);
+        }
         for (size_t i = 0; s->listen_sources && i < s->n_sockets; i++)
                 sd_event_source_disable_unref(s->listen_sources[i]);
         free(s->listen_sources);

@@ -85,6 +85,10 @@ typedef struct Process {
         sd_event_source *pair_source;
         bool free;
         uint64_t free_since;
+        /* The connection last handed over, kept until the worker says "B" (it has it): if the worker dies
+         * before that, the connection goes to another worker instead of being lost. -EBADF: none. */
+        int handed_fd;
+        unsigned handed_listener;
 } Process;
 
 struct WorkerSlot {

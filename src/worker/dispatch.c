@@ -20,7 +20,10 @@
  *   supervisor -> worker   1 byte: the index of the listening socket it came from (its protocol), with the
  *                          connection as SCM_RIGHTS; or EOF: "you will get nothing more", sent to a worker
  *                          being stopped once it is free.
- *   worker -> supervisor   "F": free again; the connection it was given is closed.
+ *   worker -> supervisor   "B": busy, it has the connection (sent on receipt, before reading from it): the
+ *                          supervisor closes its own copy, which it keeps until then so that a worker dying
+ *                          before it took the connection does not lose it.
+ *                          "F": free again; the connection it was given is closed.
  *
  * Invariant: a worker has at most one connection at a time, so a handler may block. It says "F" exactly once
  * per connection it was handed, when that connection closes (after its keep-alive requests), and the
@@ -30,20 +33,21 @@
  */
 
 #define DISPATCH_FREE 'F'
+#define DISPATCH_BUSY 'B'
 
 bool dispatch_enabled(const Worker *w)
 {
         return w->dispatch.fd >= 0 || w->dispatch_eof;
 }
 
-static void dispatch_say_free(Worker *w)
+static void dispatch_say(Worker *w, char msg)
 {
-        static const char msg = DISPATCH_FREE;
         if (w->dispatch.fd < 0)
                 return;
         if (send(w->dispatch.fd, &msg, 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 && errno != EPIPE &&
             errno != ECONNRESET)
-                log_warning_errno(errno, "dispatch: cannot tell the supervisor this worker is free: %m");
+                log_warning_errno(errno, "dispatch: cannot tell the supervisor this worker is %s: %m",
+                                  msg == DISPATCH_FREE ? "free" : "busy");
 }
 
 static void dispatch_close(Worker *w)
@@ -64,7 +68,7 @@ void dispatch_connection_closed(Worker *w)
                 w->loop.quit = true;
                 return;
         }
-        dispatch_say_free(w);
+        dispatch_say(w, DISPATCH_FREE);
 }
 
 static void dispatch_receive(Worker *w, int fd, unsigned index)
@@ -73,6 +77,7 @@ static void dispatch_receive(Worker *w, int fd, unsigned index)
         socklen_t peer_len = sizeof peer;
         unsigned before = w->n_conns;
 
+        dispatch_say(w, DISPATCH_BUSY);
         if (w->n_conns > 0)
                 /* The supervisor broke the protocol: serve it anyway rather than drop a client. */
                 log_warning("dispatch: given a connection while still serving one");

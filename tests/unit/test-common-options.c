@@ -575,6 +575,74 @@ static void test_exec_workers(void **state)
         assert_str_contains(run.err, "--exit-idle-time");
 }
 
+static void test_pool_bounds(void **state)
+{
+        Run run = RUN0();
+        assert_int_equal(run.r, 0);
+        assert_int_equal(run.o.min_workers, DEFAULT_WORKERS); /* -w's default: a fixed pool */
+        assert_int_equal(run.o.max_workers, DEFAULT_WORKERS);
+        assert_int_equal(run.o.accept, ACCEPT_SHARED);
+        assert_int_equal(run.o.worker_idle_timeout_usec, WORKER_IDLE_TIMEOUT_DEFAULT_USEC);
+
+        run = RUN("-w", "3");
+        assert_int_equal(run.r, 0);
+        assert_int_equal(run.o.min_workers, 3);
+        assert_int_equal(run.o.max_workers, 3);
+
+        run = RUN("--min-workers=1", "--max-workers=6", "--worker-idle-timeout=2s", "--accept=dispatch");
+        assert_int_equal(run.r, 0);
+        assert_int_equal(run.o.min_workers, 1);
+        assert_int_equal(run.o.max_workers, 6);
+        assert_int_equal(run.o.worker_idle_timeout_usec, 2 * USEC_PER_SEC);
+        assert_int_equal(run.o.accept, ACCEPT_DISPATCH);
+
+        /* A bound alone: the other one from -w (or its default) where consistent with it. */
+        run = RUN("--max-workers=12");
+        assert_int_equal(run.r, 0);
+        assert_int_equal(run.o.min_workers, DEFAULT_WORKERS);
+        assert_int_equal(run.o.max_workers, 12);
+        run = RUN("--max-workers=2");
+        assert_int_equal(run.r, 0);
+        assert_int_equal(run.o.min_workers, 2);
+        assert_int_equal(run.o.max_workers, 2);
+        run = RUN("-w", "2", "--min-workers=5");
+        assert_int_equal(run.r, 0);
+        assert_int_equal(run.o.min_workers, 5);
+        assert_int_equal(run.o.max_workers, 5);
+        run = RUN("--worker-idle-timeout=0");
+        assert_int_equal(run.r, 0);
+        assert_int_equal(run.o.worker_idle_timeout_usec, 0);
+}
+
+static void test_pool_bounds_bad_values(void **state)
+{
+        static const struct {
+                const char *args[4];
+                const char *err;
+        } cases[] = {
+                { { "--min-workers=0" }, "--min-workers: invalid value '0': expected a whole number from 1 to 1024" },
+                { { "--max-workers=x" }, "--max-workers: invalid value 'x': expected a whole number from 1 to 1024" },
+                { { "--min-workers=4", "--max-workers=3" },
+                  "--min-workers: invalid value '4': expected at most --max-workers (3)" },
+                { { "--worker-idle-timeout=1ms" }, "--worker-idle-timeout: invalid value '1ms': expected 0 (never)" },
+                { { "--accept=all" }, "--accept: invalid value 'all': expected 'shared' or 'dispatch'" },
+                { { "--accept=dispatch", "--", "/bin/cat" },
+                  "--accept: invalid value 'dispatch' with exec workers ('/bin/cat')" },
+                { { "--min-workers=1", "--max-workers=4", "--", "/bin/cat" },
+                  "--max-workers: invalid value '4' with exec workers" },
+                { { "--min-workers=2", "--ready-workers=3" },
+                  "--ready-workers: invalid value '3': expected at most the number of workers (2)" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                char *argv[6] = { (char *) "drover" };
+                for (size_t k = 0; k < ELEMENTSOF(cases[i].args) && cases[i].args[k]; k++)
+                        argv[k + 1] = (char *) cases[i].args[k];
+                Run run = run_argv(argv);
+                assert_int_equal(run.r, -ERANGE);
+                assert_str_contains(run.err, cases[i].err);
+        }
+}
+
 static void test_engine_defaults(void **state)
 {
         Run run = RUN0();
@@ -738,6 +806,8 @@ int main(void)
                 cmocka_unit_test(test_lifecycle_bad_values),
                 cmocka_unit_test(test_ready_workers_above_workers),
                 cmocka_unit_test(test_exec_workers),
+                cmocka_unit_test(test_pool_bounds),
+                cmocka_unit_test(test_pool_bounds_bad_values),
                 cmocka_unit_test(test_error_text_written_only_on_failure),
                 cmocka_unit_test(test_engine_defaults),
                 cmocka_unit_test(test_engine_values),
