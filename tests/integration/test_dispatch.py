@@ -91,6 +91,11 @@ class DispatchTestCase(DroverTestCase):
         subprocess.run([CC, "-shared", "-fPIC", "-O1", "-o", out, src, f"-I{INCLUDE}"], check=True)
         return out
 
+    def start_stamp_pool(self, lo, hi, *extra):
+        """A dispatch pool of lo..hi workers serving the stamp module under /s."""
+        return self.start(workers=None, args=["--accept=dispatch", f"--min-workers={lo}", f"--max-workers={hi}",
+                                              *extra, f"--handler=/s={self.stamp_module()}"])
+
     def concurrent(self, d, paths, results, index_base=0):
         """Starts one thread per path, each one request on its own connection; results[i] = Response or the
         exception."""
@@ -119,9 +124,7 @@ class DispatchTestCase(DroverTestCase):
 class DispatchTest(DispatchTestCase):
 
     def test_blocking_requests_run_side_by_side_the_pool_grows_then_shrinks(self):
-        stamp = self.stamp_module()
-        d = self.start(workers=None, args=["--accept=dispatch", "--min-workers=1", "--max-workers=6",
-                                           "--worker-idle-timeout=1s", f"--handler=/s={stamp}"])
+        d = self.start_stamp_pool(1, 6, "--worker-idle-timeout=1s")
         self.assertEqual(len(d.wait_workers(1)), 1)
         self.assertRegex(last_status(d), r"^Ready: 1/6 workers \(0 busy\), .*, accepting$")
 
@@ -187,9 +190,7 @@ class DispatchTest(DispatchTestCase):
                        f"({sorted(fds)}, now {sorted(proc_fds(pid) or {})})")
 
     def test_kill_of_a_busy_worker_fails_only_its_connection(self):
-        stamp = self.stamp_module()
-        d = self.start(workers=None, args=["--accept=dispatch", "--min-workers=3", "--max-workers=3",
-                                           f"--handler=/s={stamp}"])
+        d = self.start_stamp_pool(3, 3)
         d.wait_workers(3)
         results = [None] * 3
         threads = self.concurrent(d, ["/s?ms=2000"] * 3, results)
@@ -232,9 +233,7 @@ class DispatchTest(DispatchTestCase):
                                   r"to it; it goes to another worker")
 
     def test_every_worker_busy_at_max_connections_wait_and_none_is_refused(self):
-        stamp = self.stamp_module()
-        d = self.start(workers=None, args=["--accept=dispatch", "--min-workers=1", "--max-workers=2",
-                                           f"--handler=/s={stamp}"])
+        d = self.start_stamp_pool(1, 2)
         d.wait_workers(1)
         results = [None] * 8
         threads = self.concurrent(d, ["/s?ms=700"] * 8, results)
@@ -255,9 +254,7 @@ class DispatchTest(DispatchTestCase):
                         status_messages(d))
 
     def test_graceful_stop_finishes_the_connection_in_flight(self):
-        stamp = self.stamp_module()
-        d = self.start(workers=None, args=["--accept=dispatch", "--min-workers=2", "--max-workers=2",
-                                           f"--handler=/s={stamp}"])
+        d = self.start_stamp_pool(2, 2)
         d.wait_workers(2)
         results = [None]
         threads = self.concurrent(d, ["/s?ms=1000"], results)

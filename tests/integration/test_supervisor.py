@@ -267,7 +267,7 @@ class StartupTest(DroverTestCase):
         d = self.start(workers=1, env={"JOURNAL_STREAM": "1:1"})
         pid = d.wait_workers(1)[0]
         d.wait_log(rf"^drover\[{d.pid}\]: worker 0: started as process {pid}$")
-        d.wait_log(r"^drover\[\d+\]: Ready: 1/1 workers, ")
+        d.wait_log(r"^drover\[\d+\]: Ready: 1/1 workers( \(\d+ busy\))?, ")  # "(N busy)": dispatch
         self.assertEqual(d.stdout(), "", "nothing on stdout")
 
     def test_foreign_notify_message_is_dropped(self):
