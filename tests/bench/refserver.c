@@ -1,10 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * refserver: the benchmark's floor. The least a keep-alive HTTP/1.1 request can cost on this machine:
- * N forked processes share one listening socket; each builds its own epoll after the fork, waits on the
- * listener with EPOLLEXCLUSIVE, accepts in batches, and answers every request (every "\r\n\r\n" seen, so
- * pipelined requests work) with the same fixed 1 KiB response. No parsing, no files, no timeouts, no
- * logging: nothing but the syscalls that any server has to make.
+ * refserver: the benchmark's floor. The least an HTTP/1.1 request can cost on this machine: N forked
+ * processes share one listening socket; each builds its own epoll after the fork, waits on the listener with
+ * EPOLLEXCLUSIVE, accepts in batches, and answers every request (every "\r\n\r\n" seen, so pipelined
+ * requests work) with a fixed response: 100 KiB (head, then sendfile() of a memfd: no copy on our side) when
+ * the request line asks for a path starting "/100k", else 1 KiB in one send(). A request carrying
+ * "Connection: close" is answered and the connection closed. That is all it looks at: no parsing, no files,
+ * no timeouts, no logging, no epoll_ctl() unless the interest really changes — nothing but the syscalls that
+ * any server has to make, so that every workload of the benchmark has its floor.
+ *
+ * It looks at the bytes of one read() only: a request split across reads gets the 1 KiB keep-alive answer.
+ * wrk never splits or mixes them.
  *
  *     refserver PORT WORKERS          (listens on 127.0.0.1:PORT; SIGTERM/SIGINT stop it, exit 0)
  *
@@ -12,6 +18,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdbool.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -19,22 +26,31 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/sendfile.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #define BODY_SIZE 1024
+#define BIG_SIZE (100 * 1024)
 #define MAX_FD 65536
 #define RBUF 4096
 
-static char response[256 + BODY_SIZE];
-static size_t response_len;
+static char response[256 + BODY_SIZE], close_response[256 + BODY_SIZE]; /* keep-alive, "Connection: close" */
+static size_t response_len, close_response_len;
+static char big_head[256];
+static size_t big_head_len;
+static int big_fd = -1; /* memfd with the 100 KiB body */
 
 typedef struct {
         size_t matched; /* how much of "\r\n\r\n" the bytes read so far end with */
         size_t pending; /* responses owed but not yet fully written */
         size_t offset;  /* bytes of the first owed response already written */
+        bool big;       /* the owed responses are 100 KiB ones */
+        bool close;     /* close once the owed responses are written */
+        bool want_out;  /* EPOLLOUT is in the registered interest */
 } Conn;
 
 static Conn *conns;
@@ -47,7 +63,7 @@ static void die(const char *what)
 
 static void conn_close(int ep, int fd)
 {
-        (void) epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
+        (void) ep; /* close() takes the fd out of the epoll set: it is never dup()ed */
         close(fd);
         memset(&conns[fd], 0, sizeof conns[fd]);
 }
@@ -56,8 +72,18 @@ static void conn_close(int ep, int fd)
 static int conn_flush(int ep, int fd)
 {
         Conn *c = &conns[fd];
+        const char *small = c->close ? close_response : response;
+        size_t total = c->big ? big_head_len + BIG_SIZE : c->close ? close_response_len : response_len;
         while (c->pending > 0) {
-                ssize_t n = send(fd, response + c->offset, response_len - c->offset, MSG_NOSIGNAL);
+                ssize_t n;
+                if (!c->big)
+                        n = send(fd, small + c->offset, total - c->offset, MSG_NOSIGNAL);
+                else if (c->offset < big_head_len)
+                        n = send(fd, big_head + c->offset, big_head_len - c->offset, MSG_NOSIGNAL | MSG_MORE);
+                else {
+                        off_t off = (off_t) (c->offset - big_head_len);
+                        n = sendfile(fd, big_fd, &off, total - c->offset);
+                }
                 if (n < 0) {
                         if (errno == EAGAIN)
                                 break;
@@ -66,13 +92,18 @@ static int conn_flush(int ep, int fd)
                         return -1;
                 }
                 c->offset += (size_t) n;
-                if (c->offset == response_len) {
+                if (c->offset == total) {
                         c->offset = 0;
                         c->pending--;
                 }
         }
-        struct epoll_event ev = { .events = EPOLLIN | (c->pending ? EPOLLOUT : 0), .data.fd = fd };
-        (void) epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev);
+        if (c->pending == 0 && c->close)
+                return -1;
+        if (c->want_out != (c->pending > 0)) {
+                c->want_out = c->pending > 0;
+                struct epoll_event ev = { .events = EPOLLIN | (c->want_out ? EPOLLOUT : 0), .data.fd = fd };
+                (void) epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev);
+        }
         return 0;
 }
 
@@ -92,6 +123,10 @@ static void conn_read(int ep, int fd)
                         if (errno == EINTR)
                                 continue;
                         break;
+                }
+                if (c->pending == 0 && c->matched == 0) {
+                        c->big = n > 9 && memcmp(buf + 4, "/100k", 5) == 0;
+                        c->close = memmem(buf, (size_t) n, "Connection: close\r\n", 19) != NULL;
                 }
                 for (ssize_t i = 0; i < n; i++) {
                         if (buf[i] == end[c->matched])
@@ -184,6 +219,22 @@ int main(int argc, char **argv)
                           BODY_SIZE);
         memset(response + hl, 'x', BODY_SIZE);
         response_len = (size_t) hl + BODY_SIZE;
+        hl = snprintf(close_response, sizeof close_response,
+                      "HTTP/1.1 200 OK\r\nServer: refserver\r\nContent-Type: application/octet-stream\r\n"
+                      "Content-Length: %d\r\nConnection: close\r\n\r\n",
+                      BODY_SIZE);
+        memset(close_response + hl, 'x', BODY_SIZE);
+        close_response_len = (size_t) hl + BODY_SIZE;
+        big_head_len = (size_t) snprintf(big_head, sizeof big_head,
+                                         "HTTP/1.1 200 OK\r\nServer: refserver\r\n"
+                                         "Content-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n",
+                                         BIG_SIZE);
+        big_fd = memfd_create("refserver-body", MFD_CLOEXEC);
+        if (big_fd < 0 || ftruncate(big_fd, BIG_SIZE) < 0)
+                die("memfd");
+        for (size_t done = 0; done < BIG_SIZE; done += BODY_SIZE)
+                if (pwrite(big_fd, response + response_len - BODY_SIZE, BODY_SIZE, (off_t) done) != BODY_SIZE)
+                        die("pwrite");
 
         conns = calloc(MAX_FD, sizeof *conns);
         if (!conns)
