@@ -491,6 +491,7 @@ static int on_child_exit(sd_event_source *src, const siginfo_t *si, void *userda
         WorkerSlot *w = p->slot;
         ProcessState was = p->state;
         bool clean = si->si_code == CLD_EXITED && si->si_status == 0;
+        bool old_draining = was == PROCESS_STOPPING && p->generation != s->generation;
         char how[64];
 
         describe_exit(si, how, sizeof how);
@@ -533,6 +534,8 @@ static int on_child_exit(sd_event_source *src, const siginfo_t *si, void *userda
                         slot_schedule(w);
         }
 
+        if (s->reloading && old_draining)
+                reload_advance(s); /* it may have been the last old worker the reload waited for */
         if (s->exit_requested && !s->processes)
                 (void) sd_event_exit(s->event, 0);
         update_status(s);
@@ -1109,6 +1112,8 @@ static void handle_notify(Supervisor *s, Process *p, const NotifyMessage *m)
                                     p->slot_index, (int) p->pid);
                 slot_replace(w);
         }
+        if (m->stopping)
+                p->stop_acked = true;
         if (m->stopping && p->state != PROCESS_STOPPING && p->state != PROCESS_KILLED) {
                 /* A worker stopping on its own (exec workers may) is replaced like a dead one once it exits;
                  * until then it counts as not ready. */
@@ -1121,6 +1126,8 @@ static void handle_notify(Supervisor *s, Process *p, const NotifyMessage *m)
                         slot_schedule(w);
                 }
         }
+        if (m->stopping && s->reloading)
+                reload_advance(s);
         update_status(s);
 }
 
@@ -1556,6 +1563,24 @@ static void reload_begin(Supervisor *s)
         reload_advance(s);
 }
 
+/*
+ * Whether a worker of an older generation may still accept a connection. A reload is done — READY=1, and
+ * `systemctl reload` returns — only once none may: an old worker signalled to stop still sits in epoll_wait()
+ * on the listeners until it runs, and a connection the kernel hands it then would be served with the old
+ * options after the reload said it was done. A built-in worker says STOPPING=1 only after it closed its
+ * listening sockets, so the reload waits for that or for its exit (the kill timer bounds the wait). Exec
+ * workers give no such promise: for them the SIGTERM has to do.
+ */
+static bool reload_old_still_accepting(const Supervisor *s)
+{
+        if (is_exec_pool(s))
+                return false;
+        for (const Process *p = s->processes; p; p = p->next)
+                if (p->generation != s->generation && p->state == PROCESS_STOPPING && !p->stop_acked)
+                        return true;
+        return false;
+}
+
 /* Moves the rolling replacement on: the slot at reload_slot is done once its current process is of this
  * generation; slots without a process pick up the new generation when they respawn. */
 static void reload_advance(Supervisor *s)
@@ -1578,7 +1603,7 @@ static void reload_advance(Supervisor *s)
                  * generation: once it has taken over, the slot is replaced again. */
                 return;
         }
-        if (s->reloading)
+        if (s->reloading && !reload_old_still_accepting(s))
                 reload_finish(s, true);
 }
 

@@ -74,6 +74,7 @@ typedef struct Process {
         ExecReady exec_ready;
         int stats_index;     /* -1: none */
         bool retire_asked;
+        bool stop_acked; /* said STOPPING=1: a built-in worker takes no new connection after saying it */
         uint64_t started_usec;
         sd_event_source *child_source;
         sd_event_source *exec_source;

@@ -158,7 +158,6 @@ void worker_begin_drain(Worker *w)
                 return;
         log_worker_event(LOG_INFO, 0, "drain", (int) w->slot, getpid(),
                          "stopping: no new connections, finishing %u open", w->n_conns);
-        (void) sd_notify(0, "STOPPING=1");
         /* Connections already queued on the listeners were accepted by the kernel on our behalf: serve them
          * rather than leave them to whoever listens next (nobody, with --listen). One pass: what arrives from
          * now on is for the workers that keep accepting, or for the next instance (the socket stays with
@@ -183,6 +182,9 @@ void worker_begin_drain(Worker *w)
                 w->listeners[i].watch.fd = safe_close(w->listeners[i].watch.fd);
         w->n_listeners = 0;
         w->draining = true;
+        /* Only now: STOPPING=1 promises the supervisor that this worker accepts nothing more (a reload is done
+         * once every old worker has said it). */
+        (void) sd_notify(0, "STOPPING=1");
         for (Conn *c = w->conns, *next; c; c = next) {
                 next = c->next;
                 conn_begin_drain(c);

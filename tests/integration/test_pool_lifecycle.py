@@ -267,6 +267,27 @@ class ReloadTest(LifecycleTestCase):
         self.assertEqual(r.header("Connection"), "close")
         d.wait_log(r"reload: done, 1 workers replaced")
 
+    def test_reload_is_done_only_once_the_old_workers_accept_nothing_more(self):
+        # READY=1 after a reload (what `systemctl reload` waits for) promises that every new connection gets
+        # the new options. An old worker that has not yet acted on its SIGTERM still waits on the listeners,
+        # so the reload is done only once it said STOPPING=1 (it closes its listeners first) or exited. A
+        # stopped old worker makes the wait visible: it can say nothing, so only its SIGKILL ends the reload.
+        d = self.start(workers=1, args=["--graceful-timeout=1s"])
+        old = d.wait_workers(1)[0]
+        os.kill(old, signal.SIGSTOP)
+        self.addCleanup(lambda: os.path.exists(f"/proc/{old}") and os.kill(old, signal.SIGCONT))
+        seen = len(d.notify.drain())
+        d.signal(signal.SIGHUP)
+        d.wait_log(r"reload: done, 1 workers replaced", timeout=30)
+        log = d.log()
+        killed = log.find(f"process {old} still running after the graceful timeout; sending SIGKILL")
+        self.assertGreaterEqual(killed, 0, log)
+        self.assertLess(killed, log.find("reload: done"), "the reload waited for the old worker")
+        self.assertLess(log.find("worker 0: process"), killed)
+        msgs = d.notify.drain()[seen:]
+        self.assertEqual(sum(1 for m in msgs if m.has("READY=1")), 1)
+        self.assertEqual(self.request_ok(d.port).body, b"plain text file\n")
+
     def test_reloads_asked_during_a_reload_are_queued_not_dropped(self):
         d = self.start(workers=2)
         d.signal(signal.SIGHUP)
