@@ -15,11 +15,20 @@
 
 #define STATS_CURRENT_MAX 176
 
+/* WorkerStats.accepting. The supervisor zeroes it when it reaps a worker, so a crashed worker never looks like
+ * it still watches the listeners. */
+enum {
+        ACCEPT_OUT = 0,  /* not taking connections: not started yet, draining, gone, or an exec worker */
+        ACCEPT_BACK = 1, /* takes connections, but is off the listeners now: stepped back or at a limit */
+        ACCEPT_ON = 2,   /* its listeners are in its epoll set */
+};
+
 typedef struct WorkerStats {
         uint64_t requests;    /* answered */
         uint64_t accepted;    /* connections accepted */
         uint32_t connections; /* open now */
         uint32_t busy;        /* 1 while a request is being handled; `current` names it */
+        uint32_t accepting;   /* ACCEPT_*: where this worker stands with the listeners (worker.c) */
         char current[STATS_CURRENT_MAX];
 } __attribute__((aligned(64))) WorkerStats; /* one cache line pair per worker: no false sharing */
 

@@ -160,6 +160,10 @@ static void stats_release(Supervisor *s, Process *p)
         WorkerStats *st = &s->stats[p->stats_index];
         s->requests_dead += stats_load(st->requests);
         s->accepted_dead += stats_load(st->accepted);
+        /* The other workers read these to share the load (worker.c): a dead worker holds no connection and
+         * watches no listener. */
+        stats_store(st->accepting, ACCEPT_OUT);
+        stats_store(st->connections, 0);
         s->stats_used[p->stats_index] = false;
         p->stats_index = -1;
 }

@@ -40,7 +40,7 @@ struct TimerQueue {
         timer_handler_t handler;
 };
 
-#define LOOP_MAX_QUEUES 8
+#define LOOP_MAX_QUEUES 12
 
 struct Loop {
         int epoll_fd;

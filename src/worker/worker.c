@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,10 +27,55 @@
  * it has and exits 0.
  */
 
+/*
+ * The accept policy: how the workers share the connections of the listening sockets.
+ *
+ * Every worker waits on the shared listeners with EPOLLEXCLUSIVE, so the kernel wakes one waiting worker per
+ * arriving connection: no thundering herd. But it wakes whichever waits first in the socket's queue, and a
+ * woken worker accepts a batch, so left alone one worker takes most connections (wrk's 32 at once land in one
+ * or two batches). So each worker keeps to its share, computed without a system call from the shared stats
+ * records (stats.h): share = ceil(connections open in all workers / workers taking connections).
+ *
+ *  - After each accept, a worker above its share ends the batch and steps back: it takes its listeners out of
+ *    its epoll set, so that the kernel wakes the others. It comes back as soon as it is within its share again,
+ *    or when no other worker watches the listeners. It looks after each batch of its own events (its closes
+ *    among them) and on a timer armed only while it is stepped back, that is while it holds connections (a
+ *    worker with nothing open is never above its share, so an idle pool is never woken). The timer matters
+ *    when its connections are quiet while the others take new ones: the last worker on the listeners cannot
+ *    step back however many it takes, and nothing else would tell this one that it is below its share now.
+ *    It backs off from STEP_BACK_RECHECK_MIN_MS (a burst is over within a few ms) to STEP_BACK_RECHECK_MAX_MS
+ *    (a worker that stays above its share with idle keep-alive connections costs about one wake-up a
+ *    second, as its watchdog pings do).
+ *
+ *  - Invariant: at least one worker taking connections watches the listeners. A worker steps back only after
+ *    it has published ACCEPT_BACK, issued a full fence and then seen another worker in ACCEPT_ON. Two workers
+ *    stepping back at once both store before they load, so at least one sees the other's ACCEPT_BACK and
+ *    stays (Dekker's argument). With current counts the least-loaded worker is never above its share, so it
+ *    does not even try. The limits (--max-connections, out of descriptors) still take a worker off the
+ *    listeners unconditionally, as before; the stepped-back workers' recheck covers that case.
+ *
+ *  - No connection is stranded in a backlog: the kernel wakes one waiter per arriving connection, and the
+ *    worker it woke may have been the only one told. So a worker steps back only when its listeners' backlogs
+ *    are empty (a poll() without timeout, on the step-back path only); otherwise it stays on them, above its
+ *    share, and takes one connection per loop iteration (the others take theirs meanwhile) until they are
+ *    empty. A connection that arrives after that poll() finds this worker not waiting, so the kernel wakes
+ *    another.
+ *
+ * Exec workers never get here (they run their own program). A worker without the shared records (started by
+ * hand, or the table was full) sees only itself and never steps back.
+ */
+
+static void accept_publish(Worker *w, uint32_t state)
+{
+        stats_store(w->stats->accepting, state);
+}
+
 static void listeners_register(Worker *w, bool on)
 {
         if (w->listening == on)
                 return;
+        if (!on)
+                accept_publish(w, ACCEPT_BACK);
         for (size_t i = 0; i < w->n_listeners; i++) {
                 Listener *li = &w->listeners[i];
                 int r = on ? loop_add(&w->loop, &li->watch, EPOLLIN | EPOLLEXCLUSIVE)
@@ -39,6 +85,105 @@ static void listeners_register(Worker *w, bool on)
                                           li->watch.fd);
         }
         w->listening = on;
+        if (on)
+                accept_publish(w, ACCEPT_ON);
+}
+
+typedef struct PoolView {
+        uint64_t total;   /* connections open in the workers taking connections, ours included */
+        uint64_t workers; /* workers taking connections, ours included */
+        bool other_on;    /* another worker watches the listeners */
+} PoolView;
+
+static PoolView pool_view(Worker *w)
+{
+        PoolView v = { .total = w->n_conns, .workers = 1 };
+        size_t own, highest;
+
+        if (!w->pool_stats)
+                return v;
+        own = highest = (size_t) (w->stats - w->pool_stats);
+        /* Orders our own stores (ACCEPT_*, connections) before the loads below: see the invariant above. */
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
+        for (size_t i = 0; i < w->pool_scan_end; i++) {
+                const WorkerStats *st = &w->pool_stats[i];
+                uint32_t state = stats_load(st->accepting);
+                if (i == own || state == ACCEPT_OUT)
+                        continue;
+                highest = MAX(highest, i);
+                v.workers++;
+                v.total += stats_load(st->connections);
+                v.other_on |= state == ACCEPT_ON;
+        }
+        /* The supervisor hands out the lowest free record, so the workers' records are near the start: scan a
+         * margin past the highest one in use (a worker outside it only makes us count fewer workers, which
+         * errs on the side of staying on the listeners) rather than the whole table. */
+        w->pool_scan_end = MIN(w->n_pool_stats, highest + 1 + STATS_SCAN_MARGIN);
+        return v;
+}
+
+/* More than ceil(total / workers) connections. */
+static bool above_share(const Worker *w, const PoolView *v)
+{
+        return w->n_conns > 0 && v->workers * (w->n_conns - 1) >= v->total;
+}
+
+static bool listeners_pending(Worker *w)
+{
+        struct pollfd pfd[LISTEN_MAX];
+
+        for (size_t i = 0; i < w->n_listeners; i++)
+                pfd[i] = (struct pollfd){ .fd = w->listeners[i].watch.fd, .events = POLLIN };
+        /* On failure, assume there is something: staying on the listeners is the safe side. */
+        return poll(pfd, w->n_listeners, 0) != 0;
+}
+
+/* After an accept: false to go on with the batch; true if this worker is above its share (it stepped back if
+ * it could, see above). */
+static bool accept_above_share(Worker *w)
+{
+        PoolView v = pool_view(w);
+
+        if (!v.other_on || !above_share(w, &v))
+                return false;
+        accept_publish(w, ACCEPT_BACK);
+        v = pool_view(w);
+        if (!v.other_on || !above_share(w, &v) || listeners_pending(w)) {
+                accept_publish(w, ACCEPT_ON);
+                return v.other_on && above_share(w, &v);
+        }
+        listeners_register(w, false);
+        w->stepped_back = true;
+        /* q_step_back holds this one entry only, so its duration may change between arms. */
+        w->q_step_back.duration_ms = STEP_BACK_RECHECK_MIN_MS;
+        timer_arm(&w->loop, &w->q_step_back, &w->step_back_timer);
+        return true;
+}
+
+static void step_back_recheck(Worker *w)
+{
+        PoolView v;
+
+        if (!w->stepped_back)
+                return;
+        v = pool_view(w);
+        if (v.other_on && above_share(w, &v)) {
+                if (!timer_armed(&w->step_back_timer))
+                        timer_arm(&w->loop, &w->q_step_back, &w->step_back_timer);
+                return;
+        }
+        w->stepped_back = false;
+        timer_disarm(&w->step_back_timer);
+        if (!w->draining && w->n_conns < w->max_connections)
+                listeners_register(w, true);
+}
+
+static void on_step_back_timer(Loop *l, TimerEntry *e)
+{
+        Worker *w = container_of(l, Worker, loop);
+
+        w->q_step_back.duration_ms = MIN(w->q_step_back.duration_ms * 2, STEP_BACK_RECHECK_MAX_MS);
+        step_back_recheck(w);
 }
 
 void worker_connection_closed(Worker *w)
@@ -48,7 +193,8 @@ void worker_connection_closed(Worker *w)
                         w->loop.quit = true;
                 return;
         }
-        if (!w->listening && w->n_conns < w->max_connections)
+        /* Off the listeners at a limit: a close is room again. Stepped back: after_batch() decides. */
+        if (!w->listening && !w->stepped_back && w->n_conns < w->max_connections)
                 listeners_register(w, true);
 }
 
@@ -78,6 +224,8 @@ static void on_listener(Loop *l, IoWatch *watch, uint32_t events)
                 conn_accept(w, fd, li->protocol, (struct sockaddr *) &peer, peer_len);
                 if (w->n_conns >= w->max_connections)
                         listeners_register(w, false); /* beyond --max-connections: leave them to the others */
+                else if (accept_above_share(w))
+                        return;
         }
 }
 
@@ -148,6 +296,9 @@ static void worker_begin_drain(Worker *w)
                                 break;
                 }
         listeners_register(w, false);
+        accept_publish(w, ACCEPT_OUT);
+        w->stepped_back = false;
+        timer_disarm(&w->step_back_timer);
         for (size_t i = 0; i < w->n_listeners; i++)
                 w->listeners[i].watch.fd = safe_close(w->listeners[i].watch.fd);
         w->n_listeners = 0;
@@ -177,6 +328,7 @@ static void after_batch(Loop *l)
         Worker *w = container_of(l, Worker, loop);
 
         conns_release_closed(w);
+        step_back_recheck(w);
         /* While requests flow, ping at least once a second (the supervisor's STATUS= rate comes from these);
          * while idle, only at the watchdog's pace. Never more than one ping per second: not a syscall per
          * request. */
@@ -198,8 +350,12 @@ static void worker_map_stats(Worker *w)
                 return;
         if (fstat((int) fd, &st) >= 0 && (size_t) st.st_size >= (index + 1) * sizeof(WorkerStats)) {
                 void *p = mmap(NULL, (size_t) st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, (int) fd, 0);
-                if (p != MAP_FAILED)
+                if (p != MAP_FAILED) {
+                        w->pool_stats = p;
+                        w->n_pool_stats = (size_t) st.st_size / sizeof(WorkerStats);
+                        w->pool_scan_end = MIN(w->n_pool_stats, index + 1 + STATS_SCAN_MARGIN);
                         w->stats = (WorkerStats *) p + index;
+                }
         }
         (void) close((int) fd);
         (void) unsetenv("DROVER_STATS");
@@ -307,6 +463,7 @@ int worker_main(const Options *o)
         if (sd_watchdog_enabled(true, &w->watchdog_usec) <= 0)
                 w->watchdog_usec = 0;
         loop_add_queue(&w->loop, &w->q_ping, MAX(w->watchdog_usec / 2000, 1), on_ping_timer);
+        loop_add_queue(&w->loop, &w->q_step_back, STEP_BACK_RECHECK_MIN_MS, on_step_back_timer);
 
         const char *root = o->root ? o->root : DROVER_DEFAULT_ROOT;
         r = static_handler_init(&w->static_handler, root, DROVER_MIME_TYPES);

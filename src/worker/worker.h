@@ -18,6 +18,11 @@
 
 #define DRAIN_IDLE_MS 1000U /* a draining worker closes a keep-alive connection idle this long */
 #define ACCEPT_BATCH 16
+/* A worker that stepped back from the listeners looks again after 1 ms, then twice as long each time, up to
+ * about a second (worker.c). */
+#define STEP_BACK_RECHECK_MIN_MS 1U
+#define STEP_BACK_RECHECK_MAX_MS 1024U
+#define STATS_SCAN_MARGIN 16      /* records scanned past the highest one seen in use (worker.c) */
 #define CONN_READ_BUFFER 4096
 #define CONN_HEAD_INITIAL 1024
 #define CONN_FREE_KEEP 64 /* closed connection objects (with their buffers) kept for reuse */
@@ -82,6 +87,7 @@ struct Worker {
         Listener listeners[LISTEN_MAX];
         size_t n_listeners;
         bool listening;
+        bool stepped_back; /* off the listeners to leave connections to less loaded workers (worker.c) */
         IoWatch signal_watch;
 
         StaticHandler static_handler;
@@ -104,6 +110,10 @@ struct Worker {
 
         WorkerStats *stats; /* the supervisor's shared record, or a private one */
         WorkerStats private_stats;
+        WorkerStats *pool_stats; /* every worker's record (NULL: no shared memory) */
+        size_t n_pool_stats, pool_scan_end;
+        TimerQueue q_step_back;
+        TimerEntry step_back_timer;
         uint64_t watchdog_usec;
         uint64_t last_ping_ms;
         uint64_t requests_at_ping;
