@@ -31,35 +31,36 @@
  * The accept policy: how the workers share the connections of the listening sockets.
  *
  * Every worker waits on the shared listeners with EPOLLEXCLUSIVE, so the kernel wakes one waiting worker per
- * arriving connection: no thundering herd. But it wakes whichever waits first in the socket's queue, and a
- * woken worker accepts a batch, so left alone one worker takes most connections (wrk's 32 at once land in one
- * or two batches). So each worker keeps to its share, computed without a system call from the shared stats
- * records (stats.h): share = ceil(connections open in all workers / workers taking connections).
+ * arriving connection: no thundering herd. But the worker that is woken and running drains the backlog in
+ * batches while the others still wait for a CPU (on two cores, one of them busy with the client, a burst is
+ * over before they get one), so left alone one worker takes most connections of a burst: wrk opens its 32 at
+ * once and keeps them. So each worker keeps to its share, computed without a system call from the shared
+ * stats records (stats.h):
  *
- *  - After each accept, a worker above its share ends the batch and steps back: it takes its listeners out of
- *    its epoll set, so that the kernel wakes the others. It comes back as soon as it is within its share again,
- *    or when no other worker watches the listeners. It looks after each batch of its own events (its closes
- *    among them) and on a timer armed only while it is stepped back, that is while it holds connections (a
- *    worker with nothing open is never above its share, so an idle pool is never woken). The timer matters
- *    when its connections are quiet while the others take new ones: the last worker on the listeners cannot
- *    step back however many it takes, and nothing else would tell this one that it is below its share now.
- *    It backs off from STEP_BACK_RECHECK_MIN_MS (a burst is over within a few ms) to STEP_BACK_RECHECK_MAX_MS
- *    (a worker that stays above its share with idle keep-alive connections costs about one wake-up a
- *    second, as its watchdog pings do).
+ *     share = ceil(connections open in all workers taking connections / those workers)
  *
- *  - Invariant: at least one worker taking connections watches the listeners. A worker steps back only after
- *    it has published ACCEPT_BACK, issued a full fence and then seen another worker in ACCEPT_ON. Two workers
- *    stepping back at once both store before they load, so at least one sees the other's ACCEPT_BACK and
- *    stays (Dekker's argument). With current counts the least-loaded worker is never above its share, so it
- *    does not even try. The limits (--max-connections, out of descriptors) still take a worker off the
- *    listeners unconditionally, as before; the stepped-back workers' recheck covers that case.
+ *  - After each accept, a worker above its share ends its batch and steps back: it swaps its exclusive,
+ *    level-triggered registration of the listeners for a shared, edge-triggered one, the doorbell. It goes
+ * back to sleep, which lets the others run, and the kernel now wakes them for new connections. The doorbell
+ *    still wakes it once per arriving connection, and it takes its exclusive place back when it is within
+ * its share again, or when nobody else accepts and no other stepped-back worker is within its share (that
+ * one comes back on the same doorbell: leaving it to it is what lets it run).
  *
- *  - No connection is stranded in a backlog: the kernel wakes one waiter per arriving connection, and the
- *    worker it woke may have been the only one told. So a worker steps back only when its listeners' backlogs
- *    are empty (a poll() without timeout, on the step-back path only); otherwise it stays on them, above its
- *    share, and takes one connection per loop iteration (the others take theirs meanwhile) until they are
- *    empty. A connection that arrives after that poll() finds this worker not waiting, so the kernel wakes
- *    another.
+ *  - Invariant: every connection that arrives wakes at least one worker that accepts it. Each worker taking
+ *    connections is on the listeners, exclusively or by doorbell (the limits below aside), and the
+ * least-loaded one is never above its share: when it is stepped back it comes back on the next doorbell
+ * whatever the others do. So if nobody accepts exclusively, the next arrival brings the least-loaded worker
+ * back. Connections already queued when the last worker steps back have no arrival to come, and the worker
+ * that should accept them may be waiting for a CPU while the others run: so a worker that steps back or
+ * stays back looks again STEP_BACK_RECHECK_MS later (one poll() without timeout) and, if connections are
+ * still waiting, takes its place back when nobody else accepts, or looks again later when somebody does
+ * (that one was told of them and takes them when it runs). The timer is armed only on a step-back or a
+ * doorbell, that is when a connection arrives, and repeats only while connections wait.
+ *
+ *  - Cost: nothing while idle or in a steady keep-alive load (no new connections, no doorbell); a worker
+ * with nothing open is never above its share, so the policy never wakes an idle pool. The limits
+ *    (--max-connections, out of descriptors) take a worker off the listeners without a doorbell, as before;
+ * it publishes ACCEPT_PAUSED, so nobody counts on it to come back.
  *
  * Exec workers never get here (they run their own program). A worker without the shared records (started by
  * hand, or the table was full) sees only itself and never steps back.
@@ -70,62 +71,84 @@ static void accept_publish(Worker *w, uint32_t state)
         stats_store(w->stats->accepting, state);
 }
 
-static void listeners_register(Worker *w, bool on)
+typedef enum ListenMode {
+        LISTEN_OFF,      /* listeners not in the epoll set: draining, or at a limit */
+        LISTEN_DOORBELL, /* stepped back: shared and edge-triggered, to hear of new connections */
+        LISTEN_ON,       /* exclusive and level-triggered: accepting */
+} ListenMode;
+
+static void listeners_set(Worker *w, ListenMode mode)
 {
-        if (w->listening == on)
+        ListenMode old = w->listening ? LISTEN_ON : w->stepped_back ? LISTEN_DOORBELL : LISTEN_OFF;
+
+        if (old == mode)
                 return;
-        if (!on)
-                accept_publish(w, ACCEPT_BACK);
         for (size_t i = 0; i < w->n_listeners; i++) {
                 Listener *li = &w->listeners[i];
-                int r = on ? loop_add(&w->loop, &li->watch, EPOLLIN | EPOLLEXCLUSIVE)
-                           : loop_del(&w->loop, &li->watch);
+                int r = 0;
+                if (old != LISTEN_OFF)
+                        r = loop_del(&w->loop, &li->watch);
+                if (r >= 0 && mode != LISTEN_OFF)
+                        r = loop_add(&w->loop, &li->watch,
+                                     mode == LISTEN_ON ? EPOLLIN | EPOLLEXCLUSIVE : EPOLLIN | EPOLLET);
                 if (r < 0)
-                        log_warning_errno(r, "cannot %s listening socket %i: %m", on ? "watch" : "unwatch",
-                                          li->watch.fd);
+                        log_warning_errno(r, "cannot %s listening socket %i: %m",
+                                          mode == LISTEN_OFF ? "unwatch" : "watch", li->watch.fd);
         }
-        w->listening = on;
-        if (on)
-                accept_publish(w, ACCEPT_ON);
+        w->listening = mode == LISTEN_ON;
+        w->stepped_back = mode == LISTEN_DOORBELL;
+        if (mode != LISTEN_DOORBELL)
+                timer_disarm(&w->step_back_timer);
+        accept_publish(w, mode == LISTEN_ON         ? ACCEPT_ON
+                          : mode == LISTEN_DOORBELL ? ACCEPT_DOORBELL
+                                                    : ACCEPT_PAUSED);
+}
+
+static void listeners_register(Worker *w, bool on)
+{
+        listeners_set(w, on ? LISTEN_ON : LISTEN_OFF);
 }
 
 typedef struct PoolView {
-        uint64_t total;   /* connections open in the workers taking connections, ours included */
-        uint64_t workers; /* workers taking connections, ours included */
-        bool other_on;    /* another worker watches the listeners */
+        uint64_t total;        /* connections open in the workers taking connections, ours included */
+        uint64_t workers;      /* workers taking connections, ours included */
+        bool other_on;         /* another worker accepts */
+        uint64_t min_doorbell; /* fewest connections of another stepped-back worker; UINT64_MAX: none */
 } PoolView;
 
 static PoolView pool_view(Worker *w)
 {
-        PoolView v = { .total = w->n_conns, .workers = 1 };
+        PoolView v = {.total = w->n_conns, .workers = 1, .min_doorbell = UINT64_MAX};
         size_t own, highest;
 
         if (!w->pool_stats)
                 return v;
-        own = highest = (size_t) (w->stats - w->pool_stats);
-        /* Orders our own stores (ACCEPT_*, connections) before the loads below: see the invariant above. */
-        __atomic_thread_fence(__ATOMIC_SEQ_CST);
+        own = highest = (size_t)(w->stats - w->pool_stats);
         for (size_t i = 0; i < w->pool_scan_end; i++) {
                 const WorkerStats *st = &w->pool_stats[i];
                 uint32_t state = stats_load(st->accepting);
+                uint64_t n;
                 if (i == own || state == ACCEPT_OUT)
                         continue;
+                n = stats_load(st->connections);
                 highest = MAX(highest, i);
                 v.workers++;
-                v.total += stats_load(st->connections);
+                v.total += n;
                 v.other_on |= state == ACCEPT_ON;
+                if (state == ACCEPT_DOORBELL)
+                        v.min_doorbell = MIN(v.min_doorbell, n);
         }
-        /* The supervisor hands out the lowest free record, so the workers' records are near the start: scan a
-         * margin past the highest one in use (a worker outside it only makes us count fewer workers, which
-         * errs on the side of staying on the listeners) rather than the whole table. */
+        /* The supervisor hands out the lowest free record, so the workers' records are near the start: scan
+         * a margin past the highest one in use rather than the whole table. A worker beyond it is only
+         * counted out of the share. */
         w->pool_scan_end = MIN(w->n_pool_stats, highest + 1 + STATS_SCAN_MARGIN);
         return v;
 }
 
 /* More than ceil(total / workers) connections. */
-static bool above_share(const Worker *w, const PoolView *v)
+static bool above_share(const PoolView *v, uint64_t n)
 {
-        return w->n_conns > 0 && v->workers * (w->n_conns - 1) >= v->total;
+        return n > 0 && v->workers * (n - 1) >= v->total;
 }
 
 static bool listeners_pending(Worker *w)
@@ -133,57 +156,62 @@ static bool listeners_pending(Worker *w)
         struct pollfd pfd[LISTEN_MAX];
 
         for (size_t i = 0; i < w->n_listeners; i++)
-                pfd[i] = (struct pollfd){ .fd = w->listeners[i].watch.fd, .events = POLLIN };
-        /* On failure, assume there is something: staying on the listeners is the safe side. */
+                pfd[i] = (struct pollfd){.fd = w->listeners[i].watch.fd, .events = POLLIN};
+        /* On failure, assume there is something: taking our place back is the safe side. */
         return poll(pfd, w->n_listeners, 0) != 0;
 }
 
-/* After an accept: false to go on with the batch; true if this worker is above its share (it stepped back if
- * it could, see above). */
-static bool accept_above_share(Worker *w)
+/* Looks again in STEP_BACK_RECHECK_MS unless it already will. */
+static void step_back_timer_arm(Worker *w)
+{
+        if (!timer_armed(&w->step_back_timer))
+                timer_arm(&w->loop, &w->q_step_back, &w->step_back_timer);
+}
+
+/* After an accept: false to go on with the batch, true if this worker stepped back (see above). */
+static bool accept_step_back(Worker *w)
 {
         PoolView v = pool_view(w);
 
-        if (!v.other_on || !above_share(w, &v))
+        if (!above_share(&v, w->n_conns))
                 return false;
-        accept_publish(w, ACCEPT_BACK);
-        v = pool_view(w);
-        if (!v.other_on || !above_share(w, &v) || listeners_pending(w)) {
-                accept_publish(w, ACCEPT_ON);
-                return v.other_on && above_share(w, &v);
-        }
-        listeners_register(w, false);
-        w->stepped_back = true;
-        /* q_step_back holds this one entry only, so its duration may change between arms. */
-        w->q_step_back.duration_ms = STEP_BACK_RECHECK_MIN_MS;
-        timer_arm(&w->loop, &w->q_step_back, &w->step_back_timer);
+        listeners_set(w, LISTEN_DOORBELL);
+        step_back_timer_arm(w);
         return true;
 }
 
-static void step_back_recheck(Worker *w)
+/* A stepped-back worker, told of a new connection by the doorbell or looking again on its timer: back to
+ * accepting if it is within its share, or if nobody else accepts or will come back to (see above); on the
+ * timer, also if connections are waiting and nobody else accepts. */
+static void step_back_recheck(Worker *w, bool timer)
 {
         PoolView v;
+        bool pending;
 
         if (!w->stepped_back)
                 return;
         v = pool_view(w);
-        if (v.other_on && above_share(w, &v)) {
-                if (!timer_armed(&w->step_back_timer))
-                        timer_arm(&w->loop, &w->q_step_back, &w->step_back_timer);
-                return;
+        if (above_share(&v, w->n_conns) &&
+            (v.other_on || (v.min_doorbell != UINT64_MAX && !above_share(&v, v.min_doorbell)))) {
+                if (!timer) {
+                        step_back_timer_arm(w);
+                        return;
+                }
+                pending = listeners_pending(w);
+                if (!pending)
+                        return;
+                if (v.other_on) {
+                        /* Someone accepts, when it gets a CPU: keep an eye on the backlog meanwhile. */
+                        step_back_timer_arm(w);
+                        return;
+                }
         }
-        w->stepped_back = false;
-        timer_disarm(&w->step_back_timer);
-        if (!w->draining && w->n_conns < w->max_connections)
-                listeners_register(w, true);
+        listeners_set(w, w->n_conns < w->max_connections ? LISTEN_ON : LISTEN_OFF);
 }
 
 static void on_step_back_timer(Loop *l, TimerEntry *e)
 {
-        Worker *w = container_of(l, Worker, loop);
-
-        w->q_step_back.duration_ms = MIN(w->q_step_back.duration_ms * 2, STEP_BACK_RECHECK_MAX_MS);
-        step_back_recheck(w);
+        step_back_recheck(container_of(l, Worker, loop), true);
 }
 
 void worker_connection_closed(Worker *w)
@@ -193,7 +221,7 @@ void worker_connection_closed(Worker *w)
                         w->loop.quit = true;
                 return;
         }
-        /* Off the listeners at a limit: a close is room again. Stepped back: after_batch() decides. */
+        /* Off the listeners at a limit: a close is room again. Stepped back: the doorbell decides. */
         if (!w->listening && !w->stepped_back && w->n_conns < w->max_connections)
                 listeners_register(w, true);
 }
@@ -203,10 +231,15 @@ static void on_listener(Loop *l, IoWatch *watch, uint32_t events)
         Listener *li = container_of(watch, Listener, watch);
         Worker *w = container_of(l, Worker, loop);
 
+        if (w->stepped_back) {
+                step_back_recheck(w, false); /* the doorbell: nothing to accept here */
+                return;
+        }
         for (int i = 0; i < ACCEPT_BATCH && w->listening; i++) {
                 struct sockaddr_storage peer;
                 socklen_t peer_len = sizeof peer;
-                int fd = accept4(li->watch.fd, (struct sockaddr *) &peer, &peer_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+                int fd = accept4(li->watch.fd, (struct sockaddr *)&peer, &peer_len,
+                                 SOCK_NONBLOCK | SOCK_CLOEXEC);
                 if (fd < 0) {
                         if (errno == EAGAIN || errno == EINTR)
                                 return;
@@ -214,24 +247,26 @@ static void on_listener(Loop *l, IoWatch *watch, uint32_t events)
                                 /* Out of descriptors or memory: leave the connection in the backlog (another
                                  * worker, or this one after a close, takes it) instead of spinning on a
                                  * level-triggered listener. */
-                                log_warning_errno(errno, "accept: %m; pausing accepts until a connection closes");
+                                log_warning_errno(errno,
+                                                  "accept: %m; pausing accepts until a connection closes");
                                 if (w->n_conns > 0)
                                         listeners_register(w, false);
                                 return;
                         }
                         continue; /* ECONNABORTED and network errors concern only that connection */
                 }
-                conn_accept(w, fd, li->protocol, (struct sockaddr *) &peer, peer_len);
+                conn_accept(w, fd, li->protocol, (struct sockaddr *)&peer, peer_len);
                 if (w->n_conns >= w->max_connections)
-                        listeners_register(w, false); /* beyond --max-connections: leave them to the others */
-                else if (accept_above_share(w))
+                        listeners_register(w,
+                                           false); /* beyond --max-connections: leave them to the others */
+                else if (accept_step_back(w))
                         return;
         }
 }
 
 static void worker_ping(Worker *w)
 {
-        (void) sd_notify(0, "WATCHDOG=1");
+        (void)sd_notify(0, "WATCHDOG=1");
         w->last_ping_ms = loop_now(&w->loop);
         w->requests_at_ping = stats_load(w->stats->requests);
         w->conns_at_ping = w->n_conns;
@@ -252,17 +287,17 @@ void worker_request_done(Worker *w)
                 /* The supervisor starts a replacement and, once it is ready, stops us: we keep serving until
                  * then, so no request waits on the swap. */
                 w->retire_sent = true;
-                log_worker_event(LOG_INFO, 0, "retire", (int) w->slot, getpid(),
+                log_worker_event(LOG_INFO, 0, "retire", (int)w->slot, getpid(),
                                  "reached --max-requests (%llu); asking for a replacement",
-                                 (unsigned long long) w->max_requests);
-                (void) sd_notify(0, "X_DROVER_RETIRE=1");
+                                 (unsigned long long)w->max_requests);
+                (void)sd_notify(0, "X_DROVER_RETIRE=1");
         }
 }
 
 static void on_graceful_timeout(Loop *l, TimerEntry *e)
 {
         Worker *w = container_of(l, Worker, loop);
-        log_worker_event(LOG_WARNING, 0, "graceful-timeout", (int) w->slot, getpid(),
+        log_worker_event(LOG_WARNING, 0, "graceful-timeout", (int)w->slot, getpid(),
                          "--graceful-timeout reached with %u connections open; closing them", w->n_conns);
         while (w->conns)
                 conn_close(w->conns);
@@ -273,32 +308,30 @@ static void worker_begin_drain(Worker *w)
 {
         if (w->draining)
                 return;
-        log_worker_event(LOG_INFO, 0, "drain", (int) w->slot, getpid(),
+        log_worker_event(LOG_INFO, 0, "drain", (int)w->slot, getpid(),
                          "stopping: no new connections, finishing %u open", w->n_conns);
-        (void) sd_notify(0, "STOPPING=1");
+        (void)sd_notify(0, "STOPPING=1");
         /* Connections already queued on the listeners were accepted by the kernel on our behalf: serve them
-         * rather than leave them to whoever listens next (nobody, with --listen). One pass: what arrives from
-         * now on is for the workers that keep accepting, or for the next instance (the socket stays with
-         * systemd). */
+         * rather than leave them to whoever listens next (nobody, with --listen). One pass: what arrives
+         * from now on is for the workers that keep accepting, or for the next instance (the socket stays
+         * with systemd). */
         for (size_t i = 0; i < w->n_listeners && w->n_conns < w->max_connections; i++)
                 for (;;) {
                         struct sockaddr_storage peer;
                         socklen_t peer_len = sizeof peer;
-                        int fd = accept4(w->listeners[i].watch.fd, (struct sockaddr *) &peer, &peer_len,
+                        int fd = accept4(w->listeners[i].watch.fd, (struct sockaddr *)&peer, &peer_len,
                                          SOCK_NONBLOCK | SOCK_CLOEXEC);
                         if (fd < 0) {
                                 if (errno == ECONNABORTED || errno == EINTR)
                                         continue;
                                 break;
                         }
-                        conn_accept(w, fd, w->listeners[i].protocol, (struct sockaddr *) &peer, peer_len);
+                        conn_accept(w, fd, w->listeners[i].protocol, (struct sockaddr *)&peer, peer_len);
                         if (w->n_conns >= w->max_connections)
                                 break;
                 }
         listeners_register(w, false);
-        accept_publish(w, ACCEPT_OUT);
-        w->stepped_back = false;
-        timer_disarm(&w->step_back_timer);
+        accept_publish(w, ACCEPT_OUT); /* after: listeners_set() publishes ACCEPT_PAUSED */
         for (size_t i = 0; i < w->n_listeners; i++)
                 w->listeners[i].watch.fd = safe_close(w->listeners[i].watch.fd);
         w->n_listeners = 0;
@@ -318,7 +351,7 @@ static void on_signal(Loop *l, IoWatch *watch, uint32_t events)
         Worker *w = container_of(l, Worker, loop);
         struct signalfd_siginfo si;
 
-        while (read(watch->fd, &si, sizeof si) == (ssize_t) sizeof si)
+        while (read(watch->fd, &si, sizeof si) == (ssize_t)sizeof si)
                 if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
                         worker_begin_drain(w);
 }
@@ -328,7 +361,6 @@ static void after_batch(Loop *l)
         Worker *w = container_of(l, Worker, loop);
 
         conns_release_closed(w);
-        step_back_recheck(w);
         /* While requests flow, ping at least once a second (the supervisor's STATUS= rate comes from these);
          * while idle, only at the watchdog's pace. Never more than one ping per second: not a syscall per
          * request. */
@@ -348,17 +380,17 @@ static void worker_map_stats(Worker *w)
         w->stats = &w->private_stats;
         if (!e || sscanf(e, "%u:%u", &fd, &index) != 2)
                 return;
-        if (fstat((int) fd, &st) >= 0 && (size_t) st.st_size >= (index + 1) * sizeof(WorkerStats)) {
-                void *p = mmap(NULL, (size_t) st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, (int) fd, 0);
+        if (fstat((int)fd, &st) >= 0 && (size_t)st.st_size >= (index + 1) * sizeof(WorkerStats)) {
+                void *p = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, (int)fd, 0);
                 if (p != MAP_FAILED) {
                         w->pool_stats = p;
-                        w->n_pool_stats = (size_t) st.st_size / sizeof(WorkerStats);
+                        w->n_pool_stats = (size_t)st.st_size / sizeof(WorkerStats);
                         w->pool_scan_end = MIN(w->n_pool_stats, index + 1 + STATS_SCAN_MARGIN);
-                        w->stats = (WorkerStats *) p + index;
+                        w->stats = (WorkerStats *)p + index;
                 }
         }
-        (void) close((int) fd);
-        (void) unsetenv("DROVER_STATS");
+        (void)close((int)fd);
+        (void)unsetenv("DROVER_STATS");
 }
 
 static int worker_setup_signals(Worker *w)
@@ -384,8 +416,10 @@ static int worker_setup_engine(Worker *w, const Options *o)
 {
         int r;
 
-        w->limits = (HttpLimits){ .url_max = o->max_request_line, .header_bytes_max = o->max_header_size,
-                                  .headers_max = o->max_headers, .body_max = o->max_body_size };
+        w->limits = (HttpLimits){.url_max = o->max_request_line,
+                                 .header_bytes_max = o->max_header_size,
+                                 .headers_max = o->max_headers,
+                                 .body_max = o->max_body_size};
         w->max_connections = o->max_connections;
         w->keepalive_requests = o->keepalive_requests;
         w->server = o->server_header && o->server_header[0] ? o->server_header : NULL;
@@ -400,7 +434,8 @@ static int worker_setup_engine(Worker *w, const Options *o)
                 Module *m = &w->modules[w->n_modules];
                 r = module_open(&o->handlers[i], m, err, sizeof err);
                 if (r < 0)
-                        return log_error_errno(r, "--handler: cannot load '%s': %s", o->handlers[i].path, err),
+                        return log_error_errno(r, "--handler: cannot load '%s': %s", o->handlers[i].path,
+                                               err),
                                EX_CONFIG;
                 w->n_modules++;
                 r = module_init(m);
@@ -436,8 +471,8 @@ int worker_main(const Options *o)
         int n, r;
 
         w->slot = o->worker_slot;
-        log_setup("drover", (int) w->slot);
-        (void) prctl(PR_SET_NAME, "drover-worker");
+        log_setup("drover", (int)w->slot);
+        (void)prctl(PR_SET_NAME, "drover-worker");
 
         n = sd_listen_fds_with_names(true, &names);
         if (n < 0)
@@ -463,7 +498,7 @@ int worker_main(const Options *o)
         if (sd_watchdog_enabled(true, &w->watchdog_usec) <= 0)
                 w->watchdog_usec = 0;
         loop_add_queue(&w->loop, &w->q_ping, MAX(w->watchdog_usec / 2000, 1), on_ping_timer);
-        loop_add_queue(&w->loop, &w->q_step_back, STEP_BACK_RECHECK_MIN_MS, on_step_back_timer);
+        loop_add_queue(&w->loop, &w->q_step_back, STEP_BACK_RECHECK_MS, on_step_back_timer);
 
         const char *root = o->root ? o->root : DROVER_DEFAULT_ROOT;
         r = static_handler_init(&w->static_handler, root, DROVER_MIME_TYPES);
@@ -478,20 +513,20 @@ int worker_main(const Options *o)
         if (r < 0)
                 return log_error_errno(r, "signals: %m"), EX_OSERR;
 
-        for (int i = 0; i < n && (size_t) i < LISTEN_MAX; i++) {
+        for (int i = 0; i < n && (size_t)i < LISTEN_MAX; i++) {
                 int fd = SD_LISTEN_FDS_START + i;
                 /* O_NONBLOCK lives on the shared open file description: the supervisor set it already, but a
                  * worker must never block in accept() even if started some other way. */
-                (void) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-                (void) fcntl(fd, F_SETFD, FD_CLOEXEC);
+                (void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+                (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
                 w->listeners[w->n_listeners++] = (Listener){
-                        .watch = { .fd = fd, .handler = on_listener },
+                        .watch = {.fd = fd, .handler = on_listener},
                         .protocol = protocol_from_fd_name(names ? names[i] : NULL, PROTOCOL_HTTP),
                 };
         }
 
         listeners_register(w, true);
-        (void) sd_notify(0, "READY=1");
+        (void)sd_notify(0, "READY=1");
         w->last_ping_ms = loop_now(&w->loop);
         if (w->watchdog_usec > 0)
                 timer_arm(&w->loop, &w->q_ping, &w->ping_timer);

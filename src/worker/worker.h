@@ -16,16 +16,13 @@
 #include "proto/scgi.h"
 #include "worker/loop.h"
 
-#define DRAIN_IDLE_MS 1000U /* a draining worker closes a keep-alive connection idle this long */
-#define ACCEPT_BATCH 16
-/* A worker that stepped back from the listeners looks again after 1 ms, then twice as long each time, up to
- * about a second (worker.c). */
-#define STEP_BACK_RECHECK_MIN_MS 1U
-#define STEP_BACK_RECHECK_MAX_MS 1024U
-#define STATS_SCAN_MARGIN 16      /* records scanned past the highest one seen in use (worker.c) */
-#define CONN_READ_BUFFER 4096
-#define CONN_HEAD_INITIAL 1024
-#define CONN_FREE_KEEP 64 /* closed connection objects (with their buffers) kept for reuse */
+#define DRAIN_IDLE_MS        1000U /* a draining worker closes a keep-alive connection idle this long */
+#define ACCEPT_BATCH         16
+#define STEP_BACK_RECHECK_MS 2U /* a worker that stepped back leaving a backlog looks again after this */
+#define STATS_SCAN_MARGIN    16 /* records scanned past the highest one seen in use (worker.c) */
+#define CONN_READ_BUFFER     4096
+#define CONN_HEAD_INITIAL    1024
+#define CONN_FREE_KEEP       64 /* closed connection objects (with their buffers) kept for reuse */
 
 typedef struct Worker Worker;
 
@@ -87,7 +84,7 @@ struct Worker {
         Listener listeners[LISTEN_MAX];
         size_t n_listeners;
         bool listening;
-        bool stepped_back; /* off the listeners to leave connections to less loaded workers (worker.c) */
+        bool stepped_back; /* above its share: listeners registered as a doorbell only (worker.c) */
         IoWatch signal_watch;
 
         StaticHandler static_handler;
@@ -122,8 +119,8 @@ struct Worker {
         bool retire_sent;
         uint64_t graceful_timeout_ms;
 
-        Conn *conns;        /* every open connection */
-        Conn *free_conns;   /* released, reusable */
+        Conn *conns;      /* every open connection */
+        Conn *free_conns; /* released, reusable */
         unsigned n_free_conns;
         Conn *closed_conns; /* closed in this batch; released after it */
         unsigned n_conns;

@@ -35,11 +35,10 @@ def burst(port, n):
         s.setblocking(False)
         s.connect_ex(("127.0.0.1", port))
         socks.append(s)
-    conns = []
     for s in socks:
         s.setblocking(True)
         s.settimeout(dt.WAIT)
-        conns.append(s)
+    conns = socks
     req = f"GET /index.html HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
     for s in conns:
         s.sendall(req)
@@ -70,11 +69,11 @@ class AcceptSpread(dt.DroverTestCase):
             counts = dt.wait_until(lambda: (lambda c: c if sum(c.values()) == BURST else None)(
                 established_by_worker(inst, inst.port)), message=f"{BURST} connections held by the workers")
             share = -(-BURST // workers)
-            # The policy keeps a worker within its share (ceil(total / workers)) whenever another worker is
-            # watching the listener; it may overshoot by the connections it takes one at a time while the
-            # backlog is not empty. Half a share more than fair, or no connection at all, is what a plain
-            # EPOLLEXCLUSIVE loop with accept batches shows (one worker takes a batch of 16 or more).
-            bound = share + share // 2
+            # The policy keeps each worker within its share, ceil(total / workers), give or take the connection
+            # that puts it above and the ones it takes back when the others are slow to get a CPU. A plain
+            # EPOLLEXCLUSIVE loop with accept batches goes far beyond (the worker that runs takes batches of
+            # 16) and often leaves a worker with nothing.
+            bound = share + share // 4 + 1
             self.assertLessEqual(max(counts.values()), bound, f"connections per worker: {counts}")
             self.assertGreater(min(counts.values()), 0, f"connections per worker: {counts}")
             print(f"{workers} workers: connections per worker {sorted(counts.values())}", flush=True)
