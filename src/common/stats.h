@@ -4,9 +4,9 @@
 #include <stdint.h>
 
 /*
- * Per-process counters that built-in workers keep in a memfd the supervisor maps too, so the supervisor
- * learns request and connection counts without a syscall per request, and can name the request a stuck
- * worker was busy with when its watchdog fires (a stuck worker cannot tell it anything).
+ * Per-process counters that built-in workers keep in a memfd the supervisor maps too, so the supervisor learns
+ * request and connection counts without a syscall per request, and can name the request a stuck worker was
+ * busy with when its watchdog fires (a stuck worker cannot tell it anything).
  *
  * The memfd is inherited at fd 3 + LISTEN_FDS, right after the sockets, and named by $DROVER_STATS=FD:INDEX;
  * exec workers never get it. Each record has exactly one writer (its worker) and is read by the supervisor
@@ -33,6 +33,6 @@ typedef struct WorkerStats {
         char current[STATS_CURRENT_MAX];
 } __attribute__((aligned(64))) WorkerStats; /* one cache line pair per worker: no false sharing */
 
-#define stats_load(field)     __atomic_load_n(&(field), __ATOMIC_RELAXED)
+#define stats_load(field) __atomic_load_n(&(field), __ATOMIC_RELAXED)
 #define stats_store(field, v) __atomic_store_n(&(field), (v), __ATOMIC_RELAXED)
-#define stats_add(field, v)   stats_store(field, stats_load(field) + (v)) /* single writer: no RMW needed */
+#define stats_add(field, v) stats_store(field, stats_load(field) + (v)) /* single writer: no RMW needed */

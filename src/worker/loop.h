@@ -11,8 +11,8 @@
  * per event, and no allocation per registration.
  *
  * Timeouts use one FIFO queue per duration: every entry of a queue has the same duration, so appending keeps
- * the queue sorted by deadline and arming, disarming and expiring are O(1). The loop sleeps until the
- * earliest head among the queues; with nothing armed it sleeps without a timeout (no periodic wake-ups).
+ * the queue sorted by deadline and arming, disarming and expiring are O(1). The loop sleeps until the earliest
+ * head among the queues; with nothing armed it sleeps without a timeout (no periodic wake-ups).
  */
 
 typedef struct Loop Loop;

@@ -238,8 +238,7 @@ static void on_listener(Loop *l, IoWatch *watch, uint32_t events)
         for (int i = 0; i < ACCEPT_BATCH && w->listening; i++) {
                 struct sockaddr_storage peer;
                 socklen_t peer_len = sizeof peer;
-                int fd = accept4(li->watch.fd, (struct sockaddr *)&peer, &peer_len,
-                                 SOCK_NONBLOCK | SOCK_CLOEXEC);
+                int fd = accept4(li->watch.fd, (struct sockaddr *) &peer, &peer_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
                 if (fd < 0) {
                         if (errno == EAGAIN || errno == EINTR)
                                 return;
@@ -247,18 +246,16 @@ static void on_listener(Loop *l, IoWatch *watch, uint32_t events)
                                 /* Out of descriptors or memory: leave the connection in the backlog (another
                                  * worker, or this one after a close, takes it) instead of spinning on a
                                  * level-triggered listener. */
-                                log_warning_errno(errno,
-                                                  "accept: %m; pausing accepts until a connection closes");
+                                log_warning_errno(errno, "accept: %m; pausing accepts until a connection closes");
                                 if (w->n_conns > 0)
                                         listeners_register(w, false);
                                 return;
                         }
                         continue; /* ECONNABORTED and network errors concern only that connection */
                 }
-                conn_accept(w, fd, li->protocol, (struct sockaddr *)&peer, peer_len);
+                conn_accept(w, fd, li->protocol, (struct sockaddr *) &peer, peer_len);
                 if (w->n_conns >= w->max_connections)
-                        listeners_register(w,
-                                           false); /* beyond --max-connections: leave them to the others */
+                        listeners_register(w, false); /* beyond --max-connections: leave them to the others */
                 else if (accept_step_back(w))
                         return;
         }
@@ -266,7 +263,7 @@ static void on_listener(Loop *l, IoWatch *watch, uint32_t events)
 
 static void worker_ping(Worker *w)
 {
-        (void)sd_notify(0, "WATCHDOG=1");
+        (void) sd_notify(0, "WATCHDOG=1");
         w->last_ping_ms = loop_now(&w->loop);
         w->requests_at_ping = stats_load(w->stats->requests);
         w->conns_at_ping = w->n_conns;
@@ -287,17 +284,17 @@ void worker_request_done(Worker *w)
                 /* The supervisor starts a replacement and, once it is ready, stops us: we keep serving until
                  * then, so no request waits on the swap. */
                 w->retire_sent = true;
-                log_worker_event(LOG_INFO, 0, "retire", (int)w->slot, getpid(),
+                log_worker_event(LOG_INFO, 0, "retire", (int) w->slot, getpid(),
                                  "reached --max-requests (%llu); asking for a replacement",
-                                 (unsigned long long)w->max_requests);
-                (void)sd_notify(0, "X_DROVER_RETIRE=1");
+                                 (unsigned long long) w->max_requests);
+                (void) sd_notify(0, "X_DROVER_RETIRE=1");
         }
 }
 
 static void on_graceful_timeout(Loop *l, TimerEntry *e)
 {
         Worker *w = container_of(l, Worker, loop);
-        log_worker_event(LOG_WARNING, 0, "graceful-timeout", (int)w->slot, getpid(),
+        log_worker_event(LOG_WARNING, 0, "graceful-timeout", (int) w->slot, getpid(),
                          "--graceful-timeout reached with %u connections open; closing them", w->n_conns);
         while (w->conns)
                 conn_close(w->conns);
@@ -308,25 +305,25 @@ static void worker_begin_drain(Worker *w)
 {
         if (w->draining)
                 return;
-        log_worker_event(LOG_INFO, 0, "drain", (int)w->slot, getpid(),
+        log_worker_event(LOG_INFO, 0, "drain", (int) w->slot, getpid(),
                          "stopping: no new connections, finishing %u open", w->n_conns);
-        (void)sd_notify(0, "STOPPING=1");
+        (void) sd_notify(0, "STOPPING=1");
         /* Connections already queued on the listeners were accepted by the kernel on our behalf: serve them
-         * rather than leave them to whoever listens next (nobody, with --listen). One pass: what arrives
-         * from now on is for the workers that keep accepting, or for the next instance (the socket stays
-         * with systemd). */
+         * rather than leave them to whoever listens next (nobody, with --listen). One pass: what arrives from
+         * now on is for the workers that keep accepting, or for the next instance (the socket stays with
+         * systemd). */
         for (size_t i = 0; i < w->n_listeners && w->n_conns < w->max_connections; i++)
                 for (;;) {
                         struct sockaddr_storage peer;
                         socklen_t peer_len = sizeof peer;
-                        int fd = accept4(w->listeners[i].watch.fd, (struct sockaddr *)&peer, &peer_len,
+                        int fd = accept4(w->listeners[i].watch.fd, (struct sockaddr *) &peer, &peer_len,
                                          SOCK_NONBLOCK | SOCK_CLOEXEC);
                         if (fd < 0) {
                                 if (errno == ECONNABORTED || errno == EINTR)
                                         continue;
                                 break;
                         }
-                        conn_accept(w, fd, w->listeners[i].protocol, (struct sockaddr *)&peer, peer_len);
+                        conn_accept(w, fd, w->listeners[i].protocol, (struct sockaddr *) &peer, peer_len);
                         if (w->n_conns >= w->max_connections)
                                 break;
                 }
@@ -351,7 +348,7 @@ static void on_signal(Loop *l, IoWatch *watch, uint32_t events)
         Worker *w = container_of(l, Worker, loop);
         struct signalfd_siginfo si;
 
-        while (read(watch->fd, &si, sizeof si) == (ssize_t)sizeof si)
+        while (read(watch->fd, &si, sizeof si) == (ssize_t) sizeof si)
                 if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
                         worker_begin_drain(w);
 }
@@ -380,17 +377,17 @@ static void worker_map_stats(Worker *w)
         w->stats = &w->private_stats;
         if (!e || sscanf(e, "%u:%u", &fd, &index) != 2)
                 return;
-        if (fstat((int)fd, &st) >= 0 && (size_t)st.st_size >= (index + 1) * sizeof(WorkerStats)) {
-                void *p = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, (int)fd, 0);
+        if (fstat((int) fd, &st) >= 0 && (size_t) st.st_size >= (index + 1) * sizeof(WorkerStats)) {
+                void *p = mmap(NULL, (size_t) st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, (int) fd, 0);
                 if (p != MAP_FAILED) {
                         w->pool_stats = p;
-                        w->n_pool_stats = (size_t)st.st_size / sizeof(WorkerStats);
+                        w->n_pool_stats = (size_t) st.st_size / sizeof(WorkerStats);
                         w->pool_scan_end = MIN(w->n_pool_stats, index + 1 + STATS_SCAN_MARGIN);
-                        w->stats = (WorkerStats *)p + index;
+                        w->stats = (WorkerStats *) p + index;
                 }
         }
-        (void)close((int)fd);
-        (void)unsetenv("DROVER_STATS");
+        (void) close((int) fd);
+        (void) unsetenv("DROVER_STATS");
 }
 
 static int worker_setup_signals(Worker *w)
@@ -416,10 +413,8 @@ static int worker_setup_engine(Worker *w, const Options *o)
 {
         int r;
 
-        w->limits = (HttpLimits){.url_max = o->max_request_line,
-                                 .header_bytes_max = o->max_header_size,
-                                 .headers_max = o->max_headers,
-                                 .body_max = o->max_body_size};
+        w->limits = (HttpLimits){ .url_max = o->max_request_line, .header_bytes_max = o->max_header_size,
+                                  .headers_max = o->max_headers, .body_max = o->max_body_size };
         w->max_connections = o->max_connections;
         w->keepalive_requests = o->keepalive_requests;
         w->server = o->server_header && o->server_header[0] ? o->server_header : NULL;
@@ -434,8 +429,7 @@ static int worker_setup_engine(Worker *w, const Options *o)
                 Module *m = &w->modules[w->n_modules];
                 r = module_open(&o->handlers[i], m, err, sizeof err);
                 if (r < 0)
-                        return log_error_errno(r, "--handler: cannot load '%s': %s", o->handlers[i].path,
-                                               err),
+                        return log_error_errno(r, "--handler: cannot load '%s': %s", o->handlers[i].path, err),
                                EX_CONFIG;
                 w->n_modules++;
                 r = module_init(m);
@@ -471,8 +465,8 @@ int worker_main(const Options *o)
         int n, r;
 
         w->slot = o->worker_slot;
-        log_setup("drover", (int)w->slot);
-        (void)prctl(PR_SET_NAME, "drover-worker");
+        log_setup("drover", (int) w->slot);
+        (void) prctl(PR_SET_NAME, "drover-worker");
 
         n = sd_listen_fds_with_names(true, &names);
         if (n < 0)
@@ -513,20 +507,20 @@ int worker_main(const Options *o)
         if (r < 0)
                 return log_error_errno(r, "signals: %m"), EX_OSERR;
 
-        for (int i = 0; i < n && (size_t)i < LISTEN_MAX; i++) {
+        for (int i = 0; i < n && (size_t) i < LISTEN_MAX; i++) {
                 int fd = SD_LISTEN_FDS_START + i;
                 /* O_NONBLOCK lives on the shared open file description: the supervisor set it already, but a
                  * worker must never block in accept() even if started some other way. */
-                (void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-                (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+                (void) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+                (void) fcntl(fd, F_SETFD, FD_CLOEXEC);
                 w->listeners[w->n_listeners++] = (Listener){
-                        .watch = {.fd = fd, .handler = on_listener},
+                        .watch = { .fd = fd, .handler = on_listener },
                         .protocol = protocol_from_fd_name(names ? names[i] : NULL, PROTOCOL_HTTP),
                 };
         }
 
         listeners_register(w, true);
-        (void)sd_notify(0, "READY=1");
+        (void) sd_notify(0, "READY=1");
         w->last_ping_ms = loop_now(&w->loop);
         if (w->watchdog_usec > 0)
                 timer_arm(&w->loop, &w->q_ping, &w->ping_timer);

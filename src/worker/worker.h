@@ -16,13 +16,13 @@
 #include "proto/scgi.h"
 #include "worker/loop.h"
 
-#define DRAIN_IDLE_MS        1000U /* a draining worker closes a keep-alive connection idle this long */
-#define ACCEPT_BATCH         16
-#define STEP_BACK_RECHECK_MS 2U /* a worker that stepped back leaving a backlog looks again after this */
-#define STATS_SCAN_MARGIN    16 /* records scanned past the highest one seen in use (worker.c) */
-#define CONN_READ_BUFFER     4096
-#define CONN_HEAD_INITIAL    1024
-#define CONN_FREE_KEEP       64 /* closed connection objects (with their buffers) kept for reuse */
+#define DRAIN_IDLE_MS 1000U /* a draining worker closes a keep-alive connection idle this long */
+#define ACCEPT_BATCH 16
+#define STEP_BACK_RECHECK_MS 2U /* a worker that stepped back while connections wait looks again after this */
+#define STATS_SCAN_MARGIN 16    /* records scanned past the highest one seen in use (worker.c) */
+#define CONN_READ_BUFFER 4096
+#define CONN_HEAD_INITIAL 1024
+#define CONN_FREE_KEEP 64 /* closed connection objects (with their buffers) kept for reuse */
 
 typedef struct Worker Worker;
 
