@@ -107,6 +107,7 @@ struct Supervisor {
 
         WorkerSlot *slots;
         unsigned n_slots;
+        bool rest_deferred; /* start-up: slots after the first wait for it (supervisor.c, slots_start_rest) */
         unsigned ready_needed;
         Process *processes; /* every live process */
 
