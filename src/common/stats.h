@@ -15,6 +15,15 @@
 
 #define STATS_CURRENT_MAX 176
 
+/* WorkerStats.accepting. The supervisor zeroes it when it reaps a worker, so a dead worker never looks like
+ * it takes connections. */
+enum {
+        ACCEPT_OUT = 0,      /* not taking connections: not started yet, draining, gone, or an exec worker */
+        ACCEPT_PAUSED = 1,   /* off the listeners at a limit (--max-connections, out of descriptors) */
+        ACCEPT_DOORBELL = 2, /* above its share: only told of new connections, takes none (worker.c) */
+        ACCEPT_ON = 3,       /* accepting */
+};
+
 typedef struct WorkerStats {
         uint64_t requests;    /* answered */
         uint64_t accepted;    /* connections accepted */
@@ -22,7 +31,7 @@ typedef struct WorkerStats {
         uint32_t busy;        /* 1 while a request is being handled; `current` names it */
         uint32_t load;        /* permille of the time between its last two pings spent handling events rather
                                * than waiting for them: a blocked handler or a saturated CPU shows as ~1000 */
-        uint32_t reserved;
+        uint32_t accepting;   /* ACCEPT_*: where this worker stands with the listeners (worker.c) */
         char current[STATS_CURRENT_MAX];
 } __attribute__((aligned(64))) WorkerStats; /* one cache line pair per worker: no false sharing */
 

@@ -125,7 +125,8 @@ struct Supervisor {
         sd_event_source *notify_source;
 
         WorkerSlot *slots;
-        unsigned n_slots; /* --max-workers; the active ones have a worker */
+        unsigned n_slots;   /* --max-workers; the active ones have a worker */
+        bool rest_deferred; /* start-up: slots after the first wait for it (supervisor.c, slots_start_rest) */
         unsigned ready_needed;
         Process *processes; /* every live process */
 

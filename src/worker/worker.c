@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,23 +28,197 @@
  * it has and exits 0.
  */
 
-static void listeners_register(Worker *w, bool on)
+/*
+ * The accept policy: how the workers share the connections of the listening sockets.
+ *
+ * Every worker waits on the shared listeners with EPOLLEXCLUSIVE, so the kernel wakes one waiting worker per
+ * arriving connection: no thundering herd. But the worker that is woken and running drains the backlog in
+ * batches while the others still wait for a CPU (on two cores, one of them busy with the client, a burst is
+ * over before they get one), so left alone one worker takes most connections of a burst: wrk opens its 32 at
+ * once and keeps them. So each worker keeps to its share, computed without a system call from the shared
+ * stats records (stats.h):
+ *
+ *     share = ceil(connections open in all workers taking connections / those workers)
+ *
+ *  - After each accept, a worker above its share ends its batch and steps back: it swaps its exclusive,
+ *    level-triggered registration of the listeners for a shared, edge-triggered one, the doorbell. It goes
+ * back to sleep, which lets the others run, and the kernel now wakes them for new connections. The doorbell
+ *    still wakes it once per arriving connection, and it takes its exclusive place back when it is within
+ * its share again, or when nobody else accepts and no other stepped-back worker is within its share (that
+ * one comes back on the same doorbell: leaving it to it is what lets it run).
+ *
+ *  - Invariant: every connection that arrives wakes at least one worker that accepts it. Each worker taking
+ *    connections is on the listeners, exclusively or by doorbell (the limits below aside), and the
+ * least-loaded one is never above its share: when it is stepped back it comes back on the next doorbell
+ * whatever the others do. So if nobody accepts exclusively, the next arrival brings the least-loaded worker
+ * back. Connections already queued when the last worker steps back have no arrival to come, and the worker
+ * that should accept them may be waiting for a CPU while the others run: so a worker that steps back or
+ * stays back looks again STEP_BACK_RECHECK_MS later (one poll() without timeout) and, if connections are
+ * still waiting, takes its place back when nobody else accepts, or looks again later when somebody does
+ * (that one was told of them and takes them when it runs). The timer is armed only on a step-back or a
+ * doorbell, that is when a connection arrives, and repeats only while connections wait.
+ *
+ *  - Cost: nothing while idle or in a steady keep-alive load (no new connections, no doorbell); a worker
+ * with nothing open is never above its share, so the policy never wakes an idle pool. The limits
+ *    (--max-connections, out of descriptors) take a worker off the listeners without a doorbell, as before;
+ * it publishes ACCEPT_PAUSED, so nobody counts on it to come back.
+ *
+ * Exec workers never get here (they run their own program). A worker without the shared records (started by
+ * hand, or the table was full) sees only itself and never steps back.
+ */
+
+static void accept_publish(Worker *w, uint32_t state)
 {
-        if (w->listening == on)
+        stats_store(w->stats->accepting, state);
+}
+
+typedef enum ListenMode {
+        LISTEN_OFF,      /* listeners not in the epoll set: draining, or at a limit */
+        LISTEN_DOORBELL, /* stepped back: shared and edge-triggered, to hear of new connections */
+        LISTEN_ON,       /* exclusive and level-triggered: accepting */
+} ListenMode;
+
+static void listeners_set(Worker *w, ListenMode mode)
+{
+        ListenMode old = w->listening ? LISTEN_ON : w->stepped_back ? LISTEN_DOORBELL : LISTEN_OFF;
+
+        if (old == mode)
                 return;
         for (size_t i = 0; i < w->n_listeners; i++) {
                 Listener *li = &w->listeners[i];
-                int r = on ? loop_add(&w->loop, &li->watch, EPOLLIN | EPOLLEXCLUSIVE)
-                           : loop_del(&w->loop, &li->watch);
+                int r = 0;
+                if (old != LISTEN_OFF)
+                        r = loop_del(&w->loop, &li->watch);
+                if (r >= 0 && mode != LISTEN_OFF)
+                        r = loop_add(&w->loop, &li->watch,
+                                     mode == LISTEN_ON ? EPOLLIN | EPOLLEXCLUSIVE : EPOLLIN | EPOLLET);
                 if (r < 0)
-                        log_warning_errno(r, "cannot %s listening socket %i: %m", on ? "watch" : "unwatch",
-                                          li->watch.fd);
+                        log_warning_errno(r, "cannot %s listening socket %i: %m",
+                                          mode == LISTEN_OFF ? "unwatch" : "watch", li->watch.fd);
         }
-        w->listening = on;
+        w->listening = mode == LISTEN_ON;
+        w->stepped_back = mode == LISTEN_DOORBELL;
+        if (mode != LISTEN_DOORBELL)
+                timer_disarm(&w->step_back_timer);
+        accept_publish(w, mode == LISTEN_ON         ? ACCEPT_ON
+                          : mode == LISTEN_DOORBELL ? ACCEPT_DOORBELL
+                                                    : ACCEPT_PAUSED);
+}
+
+static void listeners_register(Worker *w, bool on)
+{
+        listeners_set(w, on ? LISTEN_ON : LISTEN_OFF);
+}
+
+typedef struct PoolView {
+        uint64_t total;        /* connections open in the workers taking connections, ours included */
+        uint64_t workers;      /* workers taking connections, ours included */
+        bool other_on;         /* another worker accepts */
+        uint64_t min_doorbell; /* fewest connections of another stepped-back worker; UINT64_MAX: none */
+} PoolView;
+
+static PoolView pool_view(Worker *w)
+{
+        PoolView v = {.total = w->n_conns, .workers = 1, .min_doorbell = UINT64_MAX};
+        size_t own, highest;
+
+        if (!w->pool_stats)
+                return v;
+        own = highest = (size_t)(w->stats - w->pool_stats);
+        for (size_t i = 0; i < w->pool_scan_end; i++) {
+                const WorkerStats *st = &w->pool_stats[i];
+                uint32_t state = stats_load(st->accepting);
+                uint64_t n;
+                if (i == own || state == ACCEPT_OUT)
+                        continue;
+                n = stats_load(st->connections);
+                highest = MAX(highest, i);
+                v.workers++;
+                v.total += n;
+                v.other_on |= state == ACCEPT_ON;
+                if (state == ACCEPT_DOORBELL)
+                        v.min_doorbell = MIN(v.min_doorbell, n);
+        }
+        /* The supervisor hands out the lowest free record, so the workers' records are near the start: scan
+         * a margin past the highest one in use rather than the whole table. A worker beyond it is only
+         * counted out of the share. */
+        w->pool_scan_end = MIN(w->n_pool_stats, highest + 1 + STATS_SCAN_MARGIN);
+        return v;
+}
+
+/* More than ceil(total / workers) connections. */
+static bool above_share(const PoolView *v, uint64_t n)
+{
+        return n > 0 && v->workers * (n - 1) >= v->total;
+}
+
+static bool listeners_pending(Worker *w)
+{
+        struct pollfd pfd[LISTEN_MAX];
+
+        for (size_t i = 0; i < w->n_listeners; i++)
+                pfd[i] = (struct pollfd){.fd = w->listeners[i].watch.fd, .events = POLLIN};
+        /* On failure, assume there is something: taking our place back is the safe side. */
+        return poll(pfd, w->n_listeners, 0) != 0;
+}
+
+/* Looks again in STEP_BACK_RECHECK_MS unless it already will. */
+static void step_back_timer_arm(Worker *w)
+{
+        if (!timer_armed(&w->step_back_timer))
+                timer_arm(&w->loop, &w->q_step_back, &w->step_back_timer);
+}
+
+/* After an accept: false to go on with the batch, true if this worker stepped back (see above). */
+static bool accept_step_back(Worker *w)
+{
+        PoolView v = pool_view(w);
+
+        if (!above_share(&v, w->n_conns))
+                return false;
+        listeners_set(w, LISTEN_DOORBELL);
+        step_back_timer_arm(w);
+        return true;
+}
+
+/* A stepped-back worker, told of a new connection by the doorbell or looking again on its timer: back to
+ * accepting if it is within its share, or if nobody else accepts or will come back to (see above); on the
+ * timer, also if connections are waiting and nobody else accepts. */
+static void step_back_recheck(Worker *w, bool timer)
+{
+        PoolView v;
+        bool pending;
+
+        if (!w->stepped_back)
+                return;
+        v = pool_view(w);
+        if (above_share(&v, w->n_conns) &&
+            (v.other_on || (v.min_doorbell != UINT64_MAX && !above_share(&v, v.min_doorbell)))) {
+                if (!timer) {
+                        step_back_timer_arm(w);
+                        return;
+                }
+                pending = listeners_pending(w);
+                if (!pending)
+                        return;
+                if (v.other_on) {
+                        /* Someone accepts, when it gets a CPU: keep an eye on the backlog meanwhile. */
+                        step_back_timer_arm(w);
+                        return;
+                }
+        }
+        listeners_set(w, w->n_conns < w->max_connections ? LISTEN_ON : LISTEN_OFF);
+}
+
+static void on_step_back_timer(Loop *l, TimerEntry *e)
+{
+        step_back_recheck(container_of(l, Worker, loop), true);
 }
 
 void worker_connection_closed(Worker *w)
 {
+        if (w->n_conns == 0 && !w->draining)
+                timer_arm(&w->loop, &w->q_trim, &w->trim_timer);
         if (dispatch_enabled(w)) {
                 dispatch_connection_closed(w);
                 return;
@@ -53,9 +228,8 @@ void worker_connection_closed(Worker *w)
                         w->loop.quit = true;
                 return;
         }
-        if (w->n_conns == 0)
-                timer_arm(&w->loop, &w->q_trim, &w->trim_timer);
-        if (!w->listening && w->n_conns < w->max_connections)
+        /* Off the listeners at a limit: a close is room again. Stepped back: the doorbell decides. */
+        if (!w->listening && !w->stepped_back && w->n_conns < w->max_connections)
                 listeners_register(w, true);
 }
 
@@ -64,6 +238,10 @@ static void on_listener(Loop *l, IoWatch *watch, uint32_t events)
         Listener *li = container_of(watch, Listener, watch);
         Worker *w = container_of(l, Worker, loop);
 
+        if (w->stepped_back) {
+                step_back_recheck(w, false); /* the doorbell: nothing to accept here */
+                return;
+        }
         for (int i = 0; i < ACCEPT_BATCH && w->listening; i++) {
                 struct sockaddr_storage peer;
                 socklen_t peer_len = sizeof peer;
@@ -85,6 +263,8 @@ static void on_listener(Loop *l, IoWatch *watch, uint32_t events)
                 conn_accept(w, fd, li->protocol, (struct sockaddr *) &peer, peer_len);
                 if (w->n_conns >= w->max_connections)
                         listeners_register(w, false); /* beyond --max-connections: leave them to the others */
+                else if (accept_step_back(w))
+                        return;
         }
 }
 
@@ -178,6 +358,7 @@ void worker_begin_drain(Worker *w)
                                 break;
                 }
         listeners_register(w, false);
+        accept_publish(w, ACCEPT_OUT); /* after: listeners_set() publishes ACCEPT_PAUSED */
         for (size_t i = 0; i < w->n_listeners; i++)
                 w->listeners[i].watch.fd = safe_close(w->listeners[i].watch.fd);
         w->n_listeners = 0;
@@ -236,8 +417,12 @@ static void worker_map_stats(Worker *w)
                 return;
         if (fstat((int) fd, &st) >= 0 && (size_t) st.st_size >= (index + 1) * sizeof(WorkerStats)) {
                 void *p = mmap(NULL, (size_t) st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, (int) fd, 0);
-                if (p != MAP_FAILED)
+                if (p != MAP_FAILED) {
+                        w->pool_stats = p;
+                        w->n_pool_stats = (size_t) st.st_size / sizeof(WorkerStats);
+                        w->pool_scan_end = MIN(w->n_pool_stats, index + 1 + STATS_SCAN_MARGIN);
                         w->stats = (WorkerStats *) p + index;
+                }
         }
         (void) close((int) fd);
         (void) unsetenv("DROVER_STATS");
@@ -346,6 +531,7 @@ int worker_main(const Options *o)
         if (sd_watchdog_enabled(true, &w->watchdog_usec) <= 0)
                 w->watchdog_usec = 0;
         loop_add_queue(&w->loop, &w->q_ping, MAX(w->watchdog_usec / 2000, 1), on_ping_timer);
+        loop_add_queue(&w->loop, &w->q_step_back, STEP_BACK_RECHECK_MS, on_step_back_timer);
 
         const char *root = o->root ? o->root : DROVER_DEFAULT_ROOT;
         r = static_handler_init(&w->static_handler, root, DROVER_MIME_TYPES);

@@ -18,6 +18,8 @@
 
 #define DRAIN_IDLE_MS 1000U /* a draining worker closes a keep-alive connection idle this long */
 #define ACCEPT_BATCH 16
+#define STEP_BACK_RECHECK_MS 2U /* a worker that stepped back while connections wait looks again after this */
+#define STATS_SCAN_MARGIN 16    /* records scanned past the highest one seen in use (worker.c) */
 #define CONN_READ_BUFFER 4096
 #define CONN_HEAD_INITIAL 1024
 #define CONN_FREE_KEEP 16 /* closed connection objects (with their buffers) kept for reuse */
@@ -84,6 +86,7 @@ struct Worker {
         Listener listeners[LISTEN_MAX];
         size_t n_listeners;
         bool listening;
+        bool stepped_back; /* above its share: listeners registered as a doorbell only (worker.c) */
         IoWatch signal_watch;
 
         StaticHandler static_handler;
@@ -106,6 +109,10 @@ struct Worker {
 
         WorkerStats *stats; /* the supervisor's shared record, or a private one */
         WorkerStats private_stats;
+        WorkerStats *pool_stats; /* every worker's record (NULL: no shared memory) */
+        size_t n_pool_stats, pool_scan_end;
+        TimerQueue q_step_back;
+        TimerEntry step_back_timer;
         uint64_t watchdog_usec;
         uint64_t last_ping_ms;
         uint64_t busy_ms; /* spent handling events since the last ping: the load it reports */
