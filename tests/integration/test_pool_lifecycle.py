@@ -284,8 +284,7 @@ class ReloadTest(LifecycleTestCase):
         self.assertGreaterEqual(killed, 0, log)
         self.assertLess(killed, log.find("reload: done"), "the reload waited for the old worker")
         self.assertLess(log.find("worker 0: process"), killed)
-        msgs = d.notify.drain()[seen:]
-        self.assertEqual(sum(1 for m in msgs if m.has("READY=1")), 1)
+        d.notify.wait_for(lambda m: m.has("READY=1"), since=seen, what="READY=1 after the reload")
         self.assertEqual(self.request_ok(d.port).body, b"plain text file\n")
 
     def test_reloads_asked_during_a_reload_are_queued_not_dropped(self):
