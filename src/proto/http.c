@@ -1357,8 +1357,10 @@ int http_format_head(const HttpResponseHead *h, char *buf, size_t size)
         HeadBuf b = { .buf = buf, .size = size };
         bool ok;
 
-        if (!value_ok(h->content_type) || !value_ok(h->date) || !value_ok(h->server) || !value_ok(h->etag) ||
-            !value_ok(h->content_range) || !value_ok(h->location) || !value_ok(h->allow))
+        if (!value_ok(h->content_type) || !value_ok(h->etag) || !value_ok(h->content_range) ||
+            !value_ok(h->location) || !value_ok(h->allow))
+                return -EINVAL;
+        if (!h->server_date_checked && (!value_ok(h->date) || !value_ok(h->server)))
                 return -EINVAL;
         if (h->extra_headers && !h->extra_headers_checked && http_check_header_block(h->extra_headers) < 0)
                 return -EINVAL;
