@@ -169,6 +169,9 @@ static size_t framing_scan(HttpRequest *r, const char *data, size_t len, unsigne
                         if (!is_tchar(c))
                                 goto bad;
                         f->state = FR_METHOD;
+                        /* The rest of the method in one step: the same bytes FR_METHOD would take. */
+                        while (i + 1 < len && is_tchar((unsigned char) data[i + 1]))
+                                i++;
                         break;
                 case FR_LEAD_CR:
                         if (c != '\n' || ++f->empty_lines > HTTP_EMPTY_LINES_MAX)
@@ -209,6 +212,15 @@ static size_t framing_scan(HttpRequest *r, const char *data, size_t len, unsigne
                                         f->state = FR_FIELD_START;
                                 else
                                         goto bad;
+                                break;
+                        }
+                        /* All of "HTTP/d.d" at once when it is there and right; else byte by byte, which
+                         * finds the first byte that is wrong. */
+                        if (f->pos == 0 && len - i >= 8 && memcmp(data + i, "HTTP/", 5) == 0 &&
+                            data[i + 5] >= '0' && data[i + 5] <= '9' && data[i + 6] == '.' &&
+                            data[i + 7] >= '0' && data[i + 7] <= '9') {
+                                f->pos = 8;
+                                i += 7;
                                 break;
                         }
                         if (version[f->pos] == 'd' ? !(c >= '0' && c <= '9')

@@ -1754,6 +1754,19 @@ static void test_request_line_strict(void **state)
                 "GET / HTTP/1\r\nHost: h\r\n\r\n",
                 "GET / HTTP/1.11\r\nHost: h\r\n\r\n",
                 "GET / HTTP/a.1\r\nHost: h\r\n\r\n",
+                /* Each byte of "HTTP/d.d" wrong in turn, digits just outside '0'-'9' too. */
+                "GET / hTTP/1.1\r\nHost: h\r\n\r\n",
+                "GET / HtTP/1.1\r\nHost: h\r\n\r\n",
+                "GET / HTtP/1.1\r\nHost: h\r\n\r\n",
+                "GET / HTTp/1.1\r\nHost: h\r\n\r\n",
+                "GET / HTTP\\1.1\r\nHost: h\r\n\r\n",
+                "GET / HTTP//.1\r\nHost: h\r\n\r\n",
+                "GET / HTTP/:.1\r\nHost: h\r\n\r\n",
+                "GET / HTTP/1,1\r\nHost: h\r\n\r\n",
+                "GET / HTTP/1./\r\nHost: h\r\n\r\n",
+                "GET / HTTP/1.:\r\nHost: h\r\n\r\n",
+                "G\x01T / HTTP/1.1\r\nHost: h\r\n\r\n", /* a control in the method */
+                "GE\"T / HTTP/1.1\r\nHost: h\r\n\r\n",  /* not a tchar */
                 "SOURCE / ICE/1.0\r\n\r\n", /* the library knows Icecast's */
                 /* nine empty lines */
                 "\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n",
