@@ -1007,17 +1007,13 @@ int http_target_decode_path(const char *url, size_t url_len, char *out, size_t o
                         p++;
         }
 
-        /* The path ends at '?' (the query) or '#' (a fragment, which clients should not send at all). */
-        const char *path_end = p;
-        while (path_end < end && *path_end != '?' && *path_end != '#')
-                path_end++;
-        q = path_end < end && *path_end == '?' ? path_end : NULL;
-
-        for (; p < path_end; p++) {
+        /* The path ends at '?' (the query) or '#' (a fragment, which clients should not send at all). One
+         * pass finds the end and decodes: a "%XX" never spans it, as neither '?' nor '#' is a hex digit. */
+        for (; p < end && *p != '?' && *p != '#'; p++) {
                 char c = *p;
                 if (c == '%') {
                         int hi, lo;
-                        if (path_end - p < 3 || (hi = unhex(p[1])) < 0 || (lo = unhex(p[2])) < 0)
+                        if (end - p < 3 || (hi = unhex(p[1])) < 0 || (lo = unhex(p[2])) < 0)
                                 return -EINVAL;
                         c = (char) (hi << 4 | lo);
                         p += 2;
@@ -1028,6 +1024,7 @@ int http_target_decode_path(const char *url, size_t url_len, char *out, size_t o
                         return -ENAMETOOLONG;
                 out[o++] = c;
         }
+        q = p < end && *p == '?' ? p : NULL;
         if (o == 0) { /* "http://host" and "http://host?x" mean "/" */
                 if (out_size < 2)
                         return -ENAMETOOLONG;
@@ -1334,7 +1331,8 @@ typedef struct HeadBuf {
         size_t size, len;
 } HeadBuf;
 
-static bool head_put(HeadBuf *b, const char *s, size_t n)
+/* Inlined, so that the length of a literal is known where it is copied. */
+static inline __attribute__((always_inline)) bool head_put(HeadBuf *b, const char *s, size_t n)
 {
         if (n >= b->size - b->len) /* keep room for the NUL */
                 return false;
@@ -1343,23 +1341,37 @@ static bool head_put(HeadBuf *b, const char *s, size_t n)
         return true;
 }
 
-static bool head_puts(HeadBuf *b, const char *s)
+static inline __attribute__((always_inline)) bool head_puts(HeadBuf *b, const char *s)
 {
         return head_put(b, s, strlen(s));
 }
 
 static bool head_putu(HeadBuf *b, uint64_t v)
 {
+        /* Two digits per division: a Content-Length and a status in every head. */
+        static const char pairs[] =
+                "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+                "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+                "8081828384858687888990919293949596979899";
         char d[20];
         size_t n = 0;
 
-        do
-                d[sizeof d - ++n] = (char) ('0' + v % 10);
-        while ((v /= 10) > 0);
+        while (v >= 100) {
+                unsigned k = (unsigned) (v % 100);
+                v /= 100;
+                n += 2;
+                memcpy(d + sizeof d - n, pairs + 2 * k, 2);
+        }
+        if (v >= 10) {
+                n += 2;
+                memcpy(d + sizeof d - n, pairs + 2 * v, 2);
+        } else
+                d[sizeof d - ++n] = (char) ('0' + v);
         return head_put(b, d + sizeof d - n, n);
 }
 
-static bool head_field(HeadBuf *b, const char *name_colon_sp, const char *value)
+static inline __attribute__((always_inline)) bool head_field(HeadBuf *b, const char *name_colon_sp,
+                                                             const char *value)
 {
         return head_puts(b, name_colon_sp) && head_puts(b, value) && head_put(b, "\r\n", 2);
 }

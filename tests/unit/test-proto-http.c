@@ -2,6 +2,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
+#include <inttypes.h>
 #include <stdint.h>
 #include <cmocka.h>
 
@@ -1073,6 +1074,22 @@ static void test_format_head_full(void **state)
         int n = http_format_head(&h, buf, sizeof buf);
         assert_int_equal(n, strlen(expected));
         assert_string_equal(buf, expected);
+}
+
+static void test_format_head_numbers(void **state)
+{
+        static const uint64_t lengths[] = { 0, 1, 9, 10, 11, 42, 99, 100, 101, 909, 999, 1000, 1024, 10000, 65536,
+                                            102400, 1234567890123ULL, UINT64_MAX };
+        char buf[256], expected[256];
+
+        for (size_t i = 0; i < ELEMENTSOF(lengths); i++) {
+                HttpResponseHead h = { .status = 206, .minor_version = 1, .keep_alive = true,
+                                       .has_body_length = true, .content_length = lengths[i] };
+                int n = snprintf(expected, sizeof expected,
+                                 "HTTP/1.1 206 Partial Content\r\nContent-Length: %" PRIu64 "\r\n\r\n", lengths[i]);
+                assert_int_equal(http_format_head(&h, buf, sizeof buf), n);
+                assert_string_equal(buf, expected);
+        }
 }
 
 static void test_format_head_minimal(void **state)
@@ -2432,6 +2449,7 @@ int main(void)
                 cmocka_unit_test(test_format_date),
                 cmocka_unit_test(test_format_head_extra_fields),
                 cmocka_unit_test(test_format_head_rejects_injection),
+                cmocka_unit_test(test_format_head_numbers),
                 cmocka_unit_test(test_path_normalize),
                 cmocka_unit_test(test_parse_date_three_forms),
                 cmocka_unit_test(test_parse_date_round_trip),
