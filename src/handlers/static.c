@@ -480,13 +480,43 @@ void static_result_release(StaticResult *r)
 
 void static_conditions_from_request(const drover_request *req, StaticConditions *ret)
 {
+        /* One pass over the fields rather than a lookup per condition: this runs for every static request.
+         * Names compare case-insensitively, by length first; the first field of a name counts, as a lookup
+         * by name would have found it. */
+        static const struct {
+                const char *name;
+                size_t len;
+        } wanted[] = {
+                { "If-Match", 8 },       { "If-Unmodified-Since", 19 },
+                { "If-None-Match", 13 }, { "If-Modified-Since", 17 },
+                { "Range", 5 },          { "If-Range", 8 },
+        };
+        const char **values[ELEMENTSOF(wanted)] = { &ret->if_match,      &ret->if_unmodified_since,
+                                                    &ret->if_none_match, &ret->if_modified_since,
+                                                    &ret->range,         &ret->if_range };
+        size_t *lens[ELEMENTSOF(wanted)] = { &ret->if_match_len,      &ret->if_unmodified_since_len,
+                                             &ret->if_none_match_len, &ret->if_modified_since_len,
+                                             &ret->range_len,         &ret->if_range_len };
+        unsigned found = 0;
+
         *ret = (StaticConditions){ .head = req->head };
-        ret->if_match = drover_request_header(req, "If-Match", &ret->if_match_len);
-        ret->if_unmodified_since = drover_request_header(req, "If-Unmodified-Since", &ret->if_unmodified_since_len);
-        ret->if_none_match = drover_request_header(req, "If-None-Match", &ret->if_none_match_len);
-        ret->if_modified_since = drover_request_header(req, "If-Modified-Since", &ret->if_modified_since_len);
-        ret->range = drover_request_header(req, "Range", &ret->range_len);
-        ret->if_range = drover_request_header(req, "If-Range", &ret->if_range_len);
+        for (size_t i = 0; i < req->n_headers; i++) {
+                const drover_header *h = &req->headers[i];
+
+                /* Every name wanted is 5 to 19 bytes long and starts with 'I' or 'R': most fields (Host,
+                 * User-Agent, Accept...) are passed over at once. */
+                if (h->name_len < 5 || h->name_len > 19 ||
+                    ((h->name[0] | 0x20) != 'i' && (h->name[0] | 0x20) != 'r'))
+                        continue;
+                for (size_t k = 0; k < ELEMENTSOF(wanted); k++)
+                        if (!(found & (1u << k)) && h->name_len == wanted[k].len &&
+                            strncasecmp(h->name, wanted[k].name, h->name_len) == 0) {
+                                found |= 1u << k;
+                                *values[k] = h->value;
+                                *lens[k] = h->value_len;
+                                break;
+                        }
+        }
 }
 
 void static_format_etag(uint64_t ino, uint64_t size, time_t mtime, long mtime_nsec,

@@ -179,6 +179,9 @@ typedef struct HttpResponseHead {
         /* The caller built extra_headers only from checked lines (a drover_response's block, see request.h):
          * it is not checked again. */
         bool extra_headers_checked;
+        /* The caller checked server and date as field values once, when it set them up (a worker's Server
+         * header at start-up, its Date once a second): they are not checked again for every response. */
+        bool server_date_checked;
 } HttpResponseHead;
 
 /* Writes the status line and header block. Returns its length, -ENOBUFS if it does not fit, or -EINVAL if a

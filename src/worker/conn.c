@@ -39,6 +39,8 @@ const char *worker_date(Worker *w)
         if (now != w->date_time) {
                 w->date_time = now;
                 http_format_date(now, w->date);
+                /* Checked once a second rather than in every response head (see server_date_checked). */
+                w->date_checked = http_check_field_value(w->date) >= 0;
         }
         return w->date;
 }
@@ -282,7 +284,7 @@ static int conn_frame_response(Conn *c, bool keep_alive)
         drover_response *resp = &c->resp;
         uint64_t body_len = response_body_length(resp);
         bool no_body = resp->status == 304 || resp->status == 204;
-        size_t need = resp->headers_len + 512 + (w->server ? strlen(w->server) : 0);
+        size_t need = resp->headers_len + 512 + w->server_len;
         int n, r;
 
         r = conn_head_reserve(c, need);
@@ -291,6 +293,8 @@ static int conn_frame_response(Conn *c, bool keep_alive)
 
         if (c->protocol == PROTOCOL_HTTP) {
                 const HttpRequest *req = &c->req.http;
+                /* Before the initializer, whose order of evaluation is unspecified: it sets date_checked. */
+                const char *date = worker_date(w);
                 HttpResponseHead h = {
                         .status = resp->status,
                         .minor_version = req->parser.http_major == 1 && req->parser.http_minor == 0 ? 0 : 1,
@@ -298,10 +302,11 @@ static int conn_frame_response(Conn *c, bool keep_alive)
                         .has_body_length = !no_body,
                         .content_length = body_len,
                         .content_type = response_default_content_type(resp),
-                        .date = worker_date(w),
+                        .date = date,
                         .server = w->server,
                         .extra_headers = resp->headers && resp->headers_len ? resp->headers : NULL,
                         .extra_headers_checked = true, /* see drover_response.headers */
+                        .server_date_checked = w->server_checked && w->date_checked,
                 };
                 n = http_format_head(&h, c->head, c->head_cap);
         } else

@@ -456,6 +456,10 @@ static int worker_setup_engine(Worker *w, const Options *o)
         w->max_connections = o->max_connections;
         w->keepalive_requests = o->keepalive_requests;
         w->server = o->server_header && o->server_header[0] ? o->server_header : NULL;
+        /* Checked here once, so that a response need not check it again (see server_date_checked); options
+         * let through nothing that fails, but if something did, every response head would check it. */
+        w->server_checked = !w->server || http_check_field_value(w->server) >= 0;
+        w->server_len = w->server ? strlen(w->server) : 0;
         w->path_buf = malloc(w->limits.url_max + 1);
         w->header_buf = calloc(w->limits.headers_max, sizeof(drover_header));
         w->name_buf = malloc(w->limits.header_bytes_max);

@@ -96,6 +96,8 @@ struct Worker {
         unsigned max_connections;
         unsigned keepalive_requests; /* 0: no limit */
         const char *server;          /* the Server header, NULL: none */
+        size_t server_len;
+        bool server_checked; /* server passed http_check_field_value() */
 
         /* Scratch for the one request being handled (handling is synchronous): the decoded path, the
          * request's headers as the handlers see them, and SCGI's header names translated to HTTP's. */
@@ -138,6 +140,7 @@ struct Worker {
 
         time_t date_time;
         char date[30];
+        bool date_checked; /* date passed http_check_field_value() when it was formatted */
 
         char rbuf[CONN_READ_BUFFER]; /* every connection reads here (see conn_keep_input()) */
 };

@@ -1174,6 +1174,10 @@ static void test_conditions_from_request(void **state)
 {
         static const drover_header h[] = {
                 { "Host", 4, "x", 1 },
+                /* Near misses: same length or same start as a wanted name. */
+                { "If-Rangf", 8, "no", 2 },
+                { "Range-X", 7, "no", 2 },
+                { "rANGe", 5, "bytes=9-9", 9 },
                 { "if-none-match", 13, "\"a\"", 3 },
                 { "If-Modified-Since", 17, "d1", 2 },
                 { "RANGE", 5, "bytes=0-1", 9 },
@@ -1182,7 +1186,8 @@ static void test_conditions_from_request(void **state)
                 { "If-Unmodified-Since", 19, "d2", 2 },
                 { "If-None-Match", 13, "\"second\"", 8 },
         };
-        drover_request req = { .method = "GET", .path = "/", .path_len = 1, .headers = h, .n_headers = 8 };
+        drover_request req = { .method = "GET", .path = "/", .path_len = 1, .headers = h,
+                               .n_headers = ELEMENTSOF(h) };
         StaticConditions c;
 
         static_conditions_from_request(&req, &c);
@@ -1193,7 +1198,7 @@ static void test_conditions_from_request(void **state)
         assert_int_equal(c.if_modified_since_len, 2);
         assert_memory_equal(c.if_modified_since, "d1", 2);
         assert_int_equal(c.range_len, 9);
-        assert_memory_equal(c.range, "bytes=0-1", 9);
+        assert_memory_equal(c.range, "bytes=9-9", 9);
         assert_int_equal(c.if_range_len, 3);
         assert_memory_equal(c.if_range, "\"r\"", 3);
         assert_int_equal(c.if_match_len, 1);

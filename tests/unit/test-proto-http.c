@@ -2,6 +2,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
+#include <inttypes.h>
 #include <stdint.h>
 #include <cmocka.h>
 
@@ -1075,6 +1076,22 @@ static void test_format_head_full(void **state)
         assert_string_equal(buf, expected);
 }
 
+static void test_format_head_numbers(void **state)
+{
+        static const uint64_t lengths[] = { 0, 1, 9, 10, 11, 42, 99, 100, 101, 909, 999, 1000, 1024, 10000, 65536,
+                                            102400, 1234567890123ULL, UINT64_MAX };
+        char buf[256], expected[256];
+
+        for (size_t i = 0; i < ELEMENTSOF(lengths); i++) {
+                HttpResponseHead h = { .status = 206, .minor_version = 1, .keep_alive = true,
+                                       .has_body_length = true, .content_length = lengths[i] };
+                int n = snprintf(expected, sizeof expected,
+                                 "HTTP/1.1 206 Partial Content\r\nContent-Length: %" PRIu64 "\r\n\r\n", lengths[i]);
+                assert_int_equal(http_format_head(&h, buf, sizeof buf), n);
+                assert_string_equal(buf, expected);
+        }
+}
+
 static void test_format_head_minimal(void **state)
 {
         char buf[256];
@@ -1754,6 +1771,19 @@ static void test_request_line_strict(void **state)
                 "GET / HTTP/1\r\nHost: h\r\n\r\n",
                 "GET / HTTP/1.11\r\nHost: h\r\n\r\n",
                 "GET / HTTP/a.1\r\nHost: h\r\n\r\n",
+                /* Each byte of "HTTP/d.d" wrong in turn, digits just outside '0'-'9' too. */
+                "GET / hTTP/1.1\r\nHost: h\r\n\r\n",
+                "GET / HtTP/1.1\r\nHost: h\r\n\r\n",
+                "GET / HTtP/1.1\r\nHost: h\r\n\r\n",
+                "GET / HTTp/1.1\r\nHost: h\r\n\r\n",
+                "GET / HTTP\\1.1\r\nHost: h\r\n\r\n",
+                "GET / HTTP//.1\r\nHost: h\r\n\r\n",
+                "GET / HTTP/:.1\r\nHost: h\r\n\r\n",
+                "GET / HTTP/1,1\r\nHost: h\r\n\r\n",
+                "GET / HTTP/1./\r\nHost: h\r\n\r\n",
+                "GET / HTTP/1.:\r\nHost: h\r\n\r\n",
+                "G\x01T / HTTP/1.1\r\nHost: h\r\n\r\n", /* a control in the method */
+                "GE\"T / HTTP/1.1\r\nHost: h\r\n\r\n",  /* not a tchar */
                 "SOURCE / ICE/1.0\r\n\r\n", /* the library knows Icecast's */
                 /* nine empty lines */
                 "\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n",
@@ -1977,6 +2007,16 @@ static void test_format_head_rejects_injection(void **state)
                 const char **fields[] = { &h.content_type, &h.date,     &h.server, &h.etag,
                                           &h.content_range, &h.location, &h.allow };
                 for (size_t f = 0; f < ELEMENTSOF(fields); f++) {
+                        *fields[f] = bad_values[i];
+                        assert_int_equal(http_format_head(&h, buf, sizeof buf), -EINVAL);
+                        *fields[f] = NULL;
+                }
+                /* server_date_checked spares Server and Date only (the caller checked them); every other
+                 * field is still checked. */
+                h.server_date_checked = true;
+                for (size_t f = 0; f < ELEMENTSOF(fields); f++) {
+                        if (fields[f] == &h.date || fields[f] == &h.server)
+                                continue;
                         *fields[f] = bad_values[i];
                         assert_int_equal(http_format_head(&h, buf, sizeof buf), -EINVAL);
                         *fields[f] = NULL;
@@ -2409,6 +2449,7 @@ int main(void)
                 cmocka_unit_test(test_format_date),
                 cmocka_unit_test(test_format_head_extra_fields),
                 cmocka_unit_test(test_format_head_rejects_injection),
+                cmocka_unit_test(test_format_head_numbers),
                 cmocka_unit_test(test_path_normalize),
                 cmocka_unit_test(test_parse_date_three_forms),
                 cmocka_unit_test(test_parse_date_round_trip),
