@@ -407,7 +407,7 @@ class RecyclingTest(DroverTestCase):
         n = 50
         d = self.start(workers=2, args=[f"--max-requests={n}"])
         d.wait_workers(2)
-        total, ok, failures, closes = self.load_until_retired(d, 6, per_round=500, threads=4)
+        total, ok, failures, closes = self.load_until_retired(d, 6, per_round=500, threads=4, rounds=20)
         self.assertEqual(failures, [], f"{len(failures)} failed requests; log:\n{d.log()}")
         self.assertEqual(ok, total)
         self.assertGreater(closes, 0, "draining workers closed kept-alive connections with Connection: close")
@@ -429,7 +429,7 @@ class RecyclingTest(DroverTestCase):
             arg = [a for a in proc_cmdline(p) if a.startswith("--max-requests=")]
             self.assertEqual(len(arg), 1, proc_cmdline(p))
             limits.append(int(arg[0].split("=")[1]))
-        total, ok, failures, _ = self.load_until_retired(d, 4, per_round=300, threads=2)
+        total, ok, failures, _ = self.load_until_retired(d, 4, per_round=300, threads=2, rounds=20)
         self.assertEqual(failures, [], f"log:\n{d.log()}")
         self.assertEqual(ok, total)
         workers, log = wait_until(lambda: settled(d, 2), message="two ready workers and none retiring")
