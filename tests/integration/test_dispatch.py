@@ -50,7 +50,11 @@ static int handle(void *state, const drover_request *req, drover_response *resp)
         const char *q = drover_request_query(req, &len);
         char text[128];
         unsigned long long start = now_ns();
-        long ms = q && len > 3 && strncmp(q, "ms=", 3) == 0 ? atol(q + 3) : 0;
+        long ms = 0;
+        /* The query is len bytes, not a C string: no atol(). */
+        if (q && len > 3 && memcmp(q, "ms=", 3) == 0)
+                for (size_t i = 3; i < len && q[i] >= '0' && q[i] <= '9' && ms < 100000; i++)
+                        ms = ms * 10 + (q[i] - '0');
         struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
         while (nanosleep(&ts, &ts) < 0)
                 ;
