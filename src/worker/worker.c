@@ -72,15 +72,9 @@ static void accept_publish(Worker *w, uint32_t state)
         stats_store(w->stats->accepting, state);
 }
 
-typedef enum ListenMode {
-        LISTEN_OFF,      /* listeners not in the epoll set: draining, or at a limit */
-        LISTEN_DOORBELL, /* stepped back: shared and edge-triggered, to hear of new connections */
-        LISTEN_ON,       /* exclusive and level-triggered: accepting */
-} ListenMode;
-
 static void listeners_set(Worker *w, ListenMode mode)
 {
-        ListenMode old = w->listening ? LISTEN_ON : w->stepped_back ? LISTEN_DOORBELL : LISTEN_OFF;
+        ListenMode old = w->listen_mode;
 
         if (old == mode)
                 return;
@@ -96,8 +90,7 @@ static void listeners_set(Worker *w, ListenMode mode)
                         log_warning_errno(r, "cannot %s listening socket %i: %m",
                                           mode == LISTEN_OFF ? "unwatch" : "watch", li->watch.fd);
         }
-        w->listening = mode == LISTEN_ON;
-        w->stepped_back = mode == LISTEN_DOORBELL;
+        w->listen_mode = mode;
         if (mode != LISTEN_DOORBELL)
                 timer_disarm(&w->step_back_timer);
         accept_publish(w, mode == LISTEN_ON         ? ACCEPT_ON
@@ -189,7 +182,7 @@ static void step_back_recheck(Worker *w, bool timer)
         PoolView v;
         bool pending;
 
-        if (!w->stepped_back)
+        if (w->listen_mode != LISTEN_DOORBELL)
                 return;
         v = pool_view(w);
         if (above_share(&v, w->n_conns) &&
@@ -229,7 +222,7 @@ void worker_connection_closed(Worker *w)
                 return;
         }
         /* Off the listeners at a limit: a close is room again. Stepped back: the doorbell decides. */
-        if (!w->listening && !w->stepped_back && w->n_conns < w->max_connections)
+        if (w->listen_mode == LISTEN_OFF && w->n_conns < w->max_connections)
                 listeners_register(w, true);
 }
 
@@ -238,11 +231,11 @@ static void on_listener(Loop *l, IoWatch *watch, uint32_t events)
         Listener *li = container_of(watch, Listener, watch);
         Worker *w = container_of(l, Worker, loop);
 
-        if (w->stepped_back) {
+        if (w->listen_mode == LISTEN_DOORBELL) {
                 step_back_recheck(w, false); /* the doorbell: nothing to accept here */
                 return;
         }
-        for (int i = 0; i < ACCEPT_BATCH && w->listening; i++) {
+        for (int i = 0; i < ACCEPT_BATCH && w->listen_mode == LISTEN_ON; i++) {
                 struct sockaddr_storage peer;
                 socklen_t peer_len = sizeof peer;
                 int fd = accept4(li->watch.fd, (struct sockaddr *) &peer, &peer_len, SOCK_NONBLOCK | SOCK_CLOEXEC);

@@ -27,6 +27,13 @@
 
 typedef struct Worker Worker;
 
+/* How a worker's listening sockets sit in its epoll set (the accept policy, worker.c). */
+typedef enum ListenMode {
+        LISTEN_OFF,      /* not in the epoll set: draining, or at a limit */
+        LISTEN_DOORBELL, /* stepped back above its share: shared and edge-triggered, to hear of new connections */
+        LISTEN_ON,       /* exclusive and level-triggered: accepting */
+} ListenMode;
+
 typedef struct Listener {
         IoWatch watch;
         Protocol protocol;
@@ -85,8 +92,7 @@ struct Worker {
         unsigned slot;
         Listener listeners[LISTEN_MAX];
         size_t n_listeners;
-        bool listening;
-        bool stepped_back; /* above its share: listeners registered as a doorbell only (worker.c) */
+        ListenMode listen_mode;
         IoWatch signal_watch;
 
         StaticHandler static_handler;
