@@ -10,7 +10,6 @@
 #include "common/options.h"
 #include "config.h"
 #include "supervisor/supervisor.h"
-#include "worker/worker.h"
 
 static void print_problems(const OptionsErrors *errors)
 {
@@ -80,7 +79,11 @@ int main(int argc, char *argv[])
                 print_problems(&errors);
                 return EX_CONFIG;
         }
-        if (o->worker_mode)
-                return worker_main(o);
+        if (o->worker_mode) {
+                /* Built-in workers are a program of their own, drover-worker (no libsystemd to load). */
+                fputs("drover: option '--worker' is internal to drover-worker, which drover starts itself\n",
+                      stderr);
+                return EX_USAGE;
+        }
         return supervisor_main(TAKE_PTR(o), &src);
 }

@@ -6,8 +6,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
-#include <systemd/sd-journal.h>
 
+#include "common/journal.h"
 #include "common/log.h"
 
 static const char *log_ident = "drover";
@@ -94,7 +94,7 @@ int log_internal(int level, int error, const LogContext *ctx, const char *format
                 if (ctx && ctx->message_id)
                         ADD(f_mid, "MESSAGE_ID=%s", ctx->message_id);
 #undef ADD
-                if (sd_journal_sendv(iov, (int) n) >= 0)
+                if (journal_send(NULL, iov, n) >= 0)
                         goto out;
                 /* Fall through to stderr if the journal is gone. */
         }

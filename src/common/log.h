@@ -9,7 +9,7 @@
 
 /*
  * One log call, one record. Under systemd (stderr is the journal stream named by $JOURNAL_STREAM) records go to
- * the journal with sd_journal_send() and structured fields; otherwise they are plain lines on stderr.
+ * the journal (its native protocol: journal.h) with structured fields; otherwise they are lines on stderr.
  * All functions preserve errno and the *_errno ones return -abs(error) so callers can write
  * "return log_error_errno(r, ...)". The format may use %m for the error passed in.
  */

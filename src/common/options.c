@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
 #include <getopt.h>
-#include <ini.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -11,6 +10,12 @@
 #include "common/macro.h"
 #include "common/options.h"
 #include "config.h"
+
+/* drover-worker reads no file (the supervisor passes every value on its command line): its copy of this file
+ * is built with OPTIONS_NO_CONFIG_FILE, without the reader, so that it does not load libinih. */
+#ifndef OPTIONS_NO_CONFIG_FILE
+#include <ini.h>
+#endif
 
 enum {
         ARG_VERSION = 0x100,
@@ -500,6 +505,7 @@ static int option_apply(LoadState *st, int id, const char *value)
 }
 
 /* ---- the configuration file ------------------------------------------------------------------------- */
+#ifndef OPTIONS_NO_CONFIG_FILE
 
 /* Keys of the file: the long options that take a value, except those about the command line itself. */
 static int file_key(const char *name)
@@ -633,6 +639,14 @@ static int load_file(LoadState *st, const char *path, bool explicit)
         st->key = NULL;
         return 0;
 }
+
+#else
+static int load_file(LoadState *st, const char *path, bool explicit)
+{
+        options_error(st->errors, "%s: a configuration file is read by drover, not by drover-worker", path);
+        return -ERANGE;
+}
+#endif
 
 /* ---- loading ----------------------------------------------------------------------------------------- */
 

@@ -271,7 +271,7 @@ static Process *process_spawn(WorkerSlot *w)
                         .exec_ready = o->exec_ready, .handed_fd = -EBADF };
 
         if (!is_exec_pool(s)) {
-                builtin_argv[n++] = (char *) "drover";
+                builtin_argv[n++] = (char *) "drover-worker";
                 snprintf(slot_arg, sizeof slot_arg, "--worker=%u", w->index);
                 builtin_argv[n++] = slot_arg;
                 if (o->root) {
@@ -1408,6 +1408,33 @@ static int on_idle_timer(sd_event_source *src, uint64_t usec, void *userdata)
         return 0;
 }
 
+/*
+ * The drover-worker to exec for built-in workers: the one next to our own executable if there is one (a
+ * build tree), else the installed one, DROVER_WORKER_PATH. Looked up at start and again on every reload:
+ * a reload after an upgrade rolls the pool onto the new drover-worker (exec'd by path, whatever replaced the
+ * file), and onto one that has since appeared next to drover.
+ */
+static char *worker_executable(void)
+{
+        char buf[4096];
+        ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+
+        if (n > 0) {
+                buf[n] = '\0';
+                /* After a package upgrade the running image is " (deleted)": its directory is right. */
+                char *d = strstr(buf, " (deleted)");
+                if (d && d[10] == '\0')
+                        *d = '\0';
+                char *slash = strrchr(buf, '/');
+                if (slash && (size_t) (slash + 1 - buf) + sizeof "drover-worker" <= sizeof buf) {
+                        strcpy(slash + 1, "drover-worker");
+                        if (access(buf, X_OK) == 0)
+                                return strdup(buf);
+                }
+        }
+        return strdup(DROVER_WORKER_PATH);
+}
+
 int supervisor_check(const Options *o, OptionsErrors *errors)
 {
         unsigned before = errors->n;
@@ -1423,6 +1450,14 @@ int supervisor_check(const Options *o, OptionsErrors *errors)
                 }
                 return errors->n > before ? -ERANGE : 0;
         }
+
+        /* Without it no worker starts: an incomplete installation is found here, not in a restart loop. */
+        _cleanup_free_ char *worker = worker_executable();
+        if (!worker)
+                options_error(errors, "out of memory");
+        else if (access(worker, X_OK) < 0)
+                options_error(errors, "the worker program '%s' is not executable: %m; expected "
+                              "drover-worker next to drover or at " DROVER_WORKER_PATH, worker);
 
         const char *root = o->root ?: DROVER_DEFAULT_ROOT;
         _cleanup_close_ int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -1493,9 +1528,13 @@ static int reload_options(Supervisor *s)
                 if (r < 0)
                         options_error(&errors, "%s: cannot resolve '%s'", n->exec_origin ?: "COMMAND", n->exec_argv[0]);
         }
-        if (r >= 0 && !is_exec_pool(s) && access(s->exe, X_OK) < 0) {
-                options_error(&errors, "'%s' is not executable: %m", s->exe);
-                r = -ERANGE;
+        if (r >= 0 && !is_exec_pool(s)) {
+                /* supervisor_check() found it executable; a new path (now next to drover) takes effect. */
+                exe = worker_executable();
+                if (!exe) {
+                        options_error(&errors, "out of memory");
+                        r = -ENOMEM;
+                }
         }
         if (r < 0) {
                 log_problems(&errors, "reload: ");
@@ -1678,20 +1717,6 @@ static int on_signal(sd_event_source *src, const struct signalfd_siginfo *si, vo
 
 /* ---- setup ------------------------------------------------------------------------------------------- */
 
-static char *self_executable(void)
-{
-        char buf[4096];
-        ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
-        if (n < 0)
-                return NULL;
-        buf[n] = '\0';
-        /* After a package upgrade the running image is " (deleted)": exec the new file at the same path. */
-        char *d = strstr(buf, " (deleted)");
-        if (d && d[10] == '\0')
-                *d = '\0';
-        return strdup(buf);
-}
-
 static void supervisor_done(Supervisor *s)
 {
         while (s->processes) {
@@ -1751,7 +1776,7 @@ int supervisor_main(Options *o, const OptionsSource *source)
                 }
                 s.argv_exec = o->exec_argv;
         } else
-                s.exe = self_executable();
+                s.exe = worker_executable();
 
         r = sockets_collect(o, &s.sockets, &s.n_sockets);
         if (r < 0) {

@@ -13,19 +13,19 @@
 #include <sys/stat.h>
 #include <sys/socket.h>
 #include <sysexits.h>
-#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include "common/daemon.h"
 #include "common/log.h"
 #include "common/macro.h"
 #include "config.h"
 #include "worker/worker.h"
 
 /*
- * A worker is what systemd would start for a socket-activated service: it finds its sockets with
- * sd_listen_fds_with_names() (which checks LISTEN_PID), reports READY=1 and STOPPING=1 with sd_notify() — to
- * the supervisor, whose private socket is its $NOTIFY_SOCKET — and on SIGTERM stops accepting, finishes what
- * it has and exits 0.
+ * A worker is what systemd would start for a socket-activated service: it finds its sockets in $LISTEN_FDS
+ * (checking LISTEN_PID, as daemon.h does without libsystemd), reports READY=1 and STOPPING=1 — to the
+ * supervisor, whose private socket is its $NOTIFY_SOCKET — and on SIGTERM stops accepting, finishes what it
+ * has and exits 0.
  */
 
 /*
@@ -261,6 +261,14 @@ static void on_listener(Loop *l, IoWatch *watch, uint32_t events)
         }
 }
 
+/* $NOTIFY_SOCKET, opened once: a worker pings every few seconds for its whole life. */
+static Notifier notifier = NOTIFIER_NULL;
+
+static void worker_notify(const char *message)
+{
+        (void) notifier_send(&notifier, message);
+}
+
 static void worker_ping(Worker *w)
 {
         uint64_t now = loop_now(&w->loop), elapsed = now - w->last_ping_ms;
@@ -269,7 +277,7 @@ static void worker_ping(Worker *w)
         if (elapsed > 0)
                 stats_store(w->stats->load, (uint32_t) MIN(w->busy_ms * 1000 / elapsed, (uint64_t) 1000));
         w->busy_ms = 0;
-        (void) sd_notify(0, "WATCHDOG=1");
+        worker_notify("WATCHDOG=1");
         w->last_ping_ms = now;
         w->requests_at_ping = stats_load(w->stats->requests);
         w->conns_at_ping = w->n_conns;
@@ -293,7 +301,7 @@ void worker_request_done(Worker *w)
                 log_worker_event(LOG_INFO, 0, "retire", (int) w->slot, getpid(),
                                  "reached --max-requests (%llu); asking for a replacement",
                                  (unsigned long long) w->max_requests);
-                (void) sd_notify(0, "X_DROVER_RETIRE=1");
+                worker_notify("X_DROVER_RETIRE=1");
         }
 }
 
@@ -358,7 +366,7 @@ void worker_begin_drain(Worker *w)
         w->draining = true;
         /* Only now: STOPPING=1 promises the supervisor that this worker accepts nothing more (a reload is done
          * once every old worker has said it). */
-        (void) sd_notify(0, "STOPPING=1");
+        worker_notify("STOPPING=1");
         for (Conn *c = w->conns, *next; c; c = next) {
                 next = c->next;
                 conn_begin_drain(c);
@@ -503,7 +511,12 @@ int worker_main(const Options *o)
         log_setup("drover", (int) w->slot);
         (void) prctl(PR_SET_NAME, "drover-worker");
 
-        n = sd_listen_fds_with_names(true, &names);
+        r = notifier_open(&notifier, getenv("NOTIFY_SOCKET"));
+        if (r < 0)
+                log_warning_errno(r, "$NOTIFY_SOCKET: cannot use '%s': %m; not notifying",
+                                  getenv("NOTIFY_SOCKET"));
+
+        n = listen_fds_take(&names);
         if (n < 0)
                 return log_error_errno(n, "cannot take the sockets passed in: %m"), EX_OSERR;
         if (n == 0) {
@@ -525,7 +538,7 @@ int worker_main(const Options *o)
         loop_add_queue(&w->loop, &w->q_trim, IDLE_TRIM_MS, on_trim_timer);
         w->max_requests = o->max_requests;
         worker_map_stats(w);
-        if (sd_watchdog_enabled(true, &w->watchdog_usec) <= 0)
+        if (watchdog_take(&w->watchdog_usec) <= 0)
                 w->watchdog_usec = 0;
         loop_add_queue(&w->loop, &w->q_ping, MAX(w->watchdog_usec / 2000, 1), on_ping_timer);
         loop_add_queue(&w->loop, &w->q_step_back, STEP_BACK_RECHECK_MS, on_step_back_timer);
@@ -545,7 +558,7 @@ int worker_main(const Options *o)
                 return log_error_errno(r, "signals: %m"), EX_OSERR;
 
         for (int i = 0; i < n && (size_t) i < LISTEN_MAX; i++) {
-                int fd = SD_LISTEN_FDS_START + i;
+                int fd = LISTEN_FDS_START + i;
                 /* O_NONBLOCK lives on the shared open file description: the supervisor set it already, but a
                  * worker must never block in accept() even if started some other way. */
                 (void) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
@@ -560,7 +573,7 @@ int worker_main(const Options *o)
         if (r < 0)
                 return EX_OSERR;
         listeners_register(w, true); /* none in dispatch mode: dispatch_setup() took them */
-        (void) sd_notify(0, "READY=1");
+        worker_notify("READY=1");
         w->last_ping_ms = loop_now(&w->loop);
         if (w->watchdog_usec > 0)
                 timer_arm(&w->loop, &w->q_ping, &w->ping_timer);

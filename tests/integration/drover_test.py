@@ -28,6 +28,8 @@ import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DROVER = os.environ.get("DROVER_BIN") or os.path.join(HERE, "..", "..", "build", "drover")
+# The built-in worker, which drover runs from next to itself when it is there (as in the build tree).
+DROVER_WORKER = os.path.join(os.path.dirname(DROVER), "drover-worker")
 SOCKET_ACTIVATE = shutil.which("systemd-socket-activate")
 MIME_TYPES = "/etc/mime.types"
 
@@ -216,6 +218,20 @@ def listening_inodes(port, tables=("/proc/net/tcp", "/proc/net/tcp6")):
 def socket_inode(link):
     m = re.fullmatch(r"socket:\[(\d+)\]", link or "")
     return int(m.group(1)) if m else None
+
+
+def unbound_unix_dgram_inodes():
+    """Inodes of the AF_UNIX datagram sockets without an address (/proc/net/unix: Type 0002, no Path). A
+    worker keeps one such socket to notify its supervisor (src/common/daemon.h); the supervisor's own notify
+    socket is bound, so a leaked one is not among these."""
+    inodes = set()
+    with open("/proc/net/unix") as f:
+        next(f)
+        for line in f:
+            cols = line.split()
+            if len(cols) == 7 and cols[4] == "0002":
+                inodes.add(int(cols[6]))
+    return inodes
 
 
 def reap(pid):

@@ -21,8 +21,9 @@ import sys
 import threading
 import time
 
-from drover_test import (ACCEPT, DROVER, EX_CONFIG, WAIT, Drover, DroverTestCase, HttpConnection, clean_environment,
-                         drover_has_accept_option, main, proc_environ, proc_read, proc_status, status_of, wait_until)
+from drover_test import (ACCEPT, DROVER, DROVER_WORKER, EX_CONFIG, WAIT, Drover, DroverTestCase, HttpConnection,
+                         clean_environment, drover_has_accept_option, main, proc_environ, proc_read, proc_status,
+                         status_of, wait_until)
 
 WRK = shutil.which("wrk")
 UNSHARE = shutil.which("unshare")
@@ -320,9 +321,12 @@ class ReloadTest(LifecycleTestCase):
         self.assertFalse(set(before.values()) & set(d.wait_workers(2).values()))
 
     def test_reload_runs_the_binary_on_disk(self):
-        # A package upgrade replaces the binary; the reloaded workers run the new file, the old ones the old.
+        # A package upgrade replaces the binaries; the reloaded workers run the new file, the old ones the old.
+        # The workers are drover-worker, found next to drover.
         exe = os.path.join(self.tmp, "drover")
+        worker_exe = os.path.join(self.tmp, "drover-worker")
         shutil.copy2(DROVER, exe)
+        shutil.copy2(DROVER_WORKER, worker_exe)
         sock = self.listening_socket()
         nsock = self.new_notify()
         d = Drover(self.tmp, self.root, nsock)
@@ -333,10 +337,11 @@ class ReloadTest(LifecycleTestCase):
         self.addCleanup(d.cleanup)
         d.wait_ready()
         before = d.wait_workers(2)
-        old_ino = os.stat(exe).st_ino
-        shutil.copy2(DROVER, exe + ".new")
-        os.rename(exe + ".new", exe)  # as dpkg does
-        new_ino = os.stat(exe).st_ino
+        old_ino = os.stat(worker_exe).st_ino
+        for path, src in ((exe, DROVER), (worker_exe, DROVER_WORKER)):
+            shutil.copy2(src, path + ".new")
+            os.rename(path + ".new", path)  # as dpkg does
+        new_ino = os.stat(worker_exe).st_ino
         for pid in before.values():
             self.assertEqual(os.stat(f"/proc/{pid}/exe").st_ino, old_ino)
         d.signal(signal.SIGHUP)

@@ -10,7 +10,8 @@ import socket
 
 from drover_test import (ACCEPT, EX_CONFIG, EX_USAGE, DroverTestCase, HttpConnection, free_port, listening_inodes, main,
                          proc_alive, proc_cmdline, proc_environ, proc_fds, proc_status, reap,
-                         signal_mask, socket_inode, status_of, wait_until)
+                         signal_mask, socket_inode, status_of, unbound_unix_dgram_inodes, wait_until)
+
 
 
 class CommandLineTest(DroverTestCase):
@@ -200,16 +201,24 @@ class StartupTest(DroverTestCase):
             want_inodes.append(inodes.pop())
         sup_fds = proc_fds(d.pid)
         root = os.path.realpath(self.root)
-        # Beyond 0-2 and the sockets, only what the worker opened itself after exec: its epoll, its signalfd
-        # and its document root. Anything else (the stray fd, a pidfd, the notify socket, sd-event's fds)
-        # leaked from the supervisor. Polled, because sd_notify()'s short-lived socket may still be open for
-        # a moment after READY=1 went out.
+        # Beyond 0-2 and the sockets, only what the worker opened itself after exec: its epoll, its signalfd,
+        # its document root and the socket it notifies the supervisor through. Anything else (the stray fd, a
+        # pidfd, the supervisor's notify socket, sd-event's fds) leaked from the supervisor. Polled: the worker
+        # may still be starting.
         own = {"anon_inode:[eventpoll]", "anon_inode:[signalfd]", root}
+        sup_inodes = {socket_inode(link) for link in sup_fds.values()} - {None}
+
+        def own_notify_socket(link):
+            # The one socket a worker keeps for $NOTIFY_SOCKET (daemon.h): a datagram AF_UNIX socket it made
+            # itself, so unbound, and none of the supervisor's.
+            inode = socket_inode(link)
+            return inode is not None and inode not in sup_inodes and inode in unbound_unix_dgram_inodes()
 
         def unexpected(pid, own=own):
             fds = proc_fds(pid)
             rest = sorted(link for fd, link in fds.items() if fd > 4)
-            bad = [link for link in rest if link not in own]
+            notify = [link for link in rest if link not in own and own_notify_socket(link)]
+            bad = [link for link in rest if link not in own and link not in notify[:1]]
             if len(rest) != len(set(rest)):
                 bad.append(f"duplicates among {rest}")
             return fds, bad

@@ -48,7 +48,7 @@ ok "built $(basename "$rpm_main") and $(basename "$rpm_devel")"
 
 files=$(rpm -qlp "$rpm_main")
 libdir=$(rpm --eval '%{_libdir}')
-for f in /usr/bin/drover /usr/lib/systemd/system/drover.socket /usr/lib/systemd/system/drover.service \
+for f in /usr/bin/drover /usr/libexec/drover/drover-worker /usr/lib/systemd/system/drover.socket /usr/lib/systemd/system/drover.service \
         /usr/lib/systemd/system/drover@.socket /usr/lib/systemd/system/drover@.service \
         /usr/lib/sysusers.d/drover.conf /usr/lib/systemd/catalog/drover.catalog \
         /usr/share/drover/site/index.html "$libdir/drover/modules/hello.so" "$libdir/drover/modules/echo.so" \

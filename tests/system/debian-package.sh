@@ -80,7 +80,7 @@ deb=$(echo "$OUT"/drover_*.deb) dev=$(echo "$OUT"/drover-dev_*.deb) changes=$(ec
 [[ -f $deb && -f $dev && -f $changes ]] || fail "dpkg-buildpackage made no drover and drover-dev packages:"$'\n'"$(ls "$OUT")"
 ok "built $(basename "$deb") and $(basename "$dev")"
 contents=$(dpkg-deb -c "$deb")
-for f in ./usr/bin/drover /drover.socket /drover.service /drover@.socket /drover@.service \
+for f in ./usr/bin/drover ./usr/libexec/drover/drover-worker /drover.socket /drover.service /drover@.socket /drover@.service \
         ./usr/lib/systemd/catalog/drover.catalog ./usr/lib/sysusers.d/drover.conf ./usr/share/drover/site/index.html \
         /drover/modules/hello.so /drover/modules/echo.so /drover/modules/sleep.so ./usr/share/man/man8/drover.8.gz \
         ./usr/share/man/man5/drover.conf.5.gz; do
@@ -126,6 +126,9 @@ pid=$(main_pid)
 assert_eq "drover.service ExecStart binary" "$(sys_exec_path drover.service)" /usr/bin/drover
 user=$(sys_run ps -o user= -p "$pid") || true
 assert_eq "user of drover.service" "${user// /}" drover
+mapfile -t ws < <(worker_pids)
+((${#ws[@]} > 0)) || fail "drover.service has no workers"
+assert_eq "the workers' executable" "$(sys_run readlink "/proc/${ws[0]}/exe")" /usr/libexec/drover/drover-worker
 
 mapfile -t before < <(worker_pids)
 sys_run timeout 60 systemctl reload drover || fail "systemctl reload drover failed"
