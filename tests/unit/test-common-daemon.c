@@ -62,35 +62,29 @@ static void test_listen_malformed(void **state)
         assert_listen_rejected("4242", "2", "a:b:", -EINVAL);
 }
 
-static void test_listen_names(void **state)
+/* LISTEN_FDS=fds (our pid) with LISTEN_FDNAMES=names gives the NULL-terminated list expected. */
+static void assert_listen_names(const char *fds, const char *names, const char *const *expected)
 {
         char **l = NULL;
+        size_t n = 0;
 
-        assert_int_equal(listen_fds_parse("4242", "3", "http:scgi:x", SELF, &l), 3);
-        assert_string_equal(l[0], "http");
-        assert_string_equal(l[1], "scgi");
-        assert_string_equal(l[2], "x");
-        assert_null(l[3]);
-        l = strv_free(l);
+        while (expected[n])
+                n++;
+        assert_int_equal(listen_fds_parse("4242", fds, names, SELF, &l), n);
+        for (size_t i = 0; i < n; i++)
+                assert_string_equal(l[i], expected[i]);
+        assert_null(l[n]);
+        strv_free(l);
+}
 
+static void test_listen_names(void **state)
+{
+        assert_listen_names("3", "http:scgi:x", (const char *const[]){ "http", "scgi", "x", NULL });
         /* Empty names are names: "a::" is three fds, two of them unnamed. */
-        assert_int_equal(listen_fds_parse("4242", "3", "a::", SELF, &l), 3);
-        assert_string_equal(l[0], "a");
-        assert_string_equal(l[1], "");
-        assert_string_equal(l[2], "");
-        assert_null(l[3]);
-        l = strv_free(l);
-
+        assert_listen_names("3", "a::", (const char *const[]){ "a", "", "", NULL });
         /* No names (unset or empty): each fd is "unknown", as systemd names them. */
-        assert_int_equal(listen_fds_parse("4242", "2", NULL, SELF, &l), 2);
-        assert_string_equal(l[0], "unknown");
-        assert_string_equal(l[1], "unknown");
-        assert_null(l[2]);
-        l = strv_free(l);
-        assert_int_equal(listen_fds_parse("4242", "1", "", SELF, &l), 1);
-        assert_string_equal(l[0], "unknown");
-        assert_null(l[1]);
-        l = strv_free(l);
+        assert_listen_names("2", NULL, (const char *const[]){ "unknown", "unknown", NULL });
+        assert_listen_names("1", "", (const char *const[]){ "unknown", NULL });
 }
 
 /* The environment form: variables unset whatever the outcome, fds made close-on-exec. */
