@@ -8,7 +8,7 @@
 #   - the first request on :PORT starts drover.service and is served the
 #     default site (200, an HTML page that mentions drover);
 #   - the supervisor reports "Ready: N/N workers" (N = CPUs) with N worker
-#     processes ("drover --worker=SLOT") as its children;
+#     processes ("drover-worker --worker=SLOT") as its children;
 #   - worker events are journaled with DROVER_EVENT, DROVER_WORKER_SLOT and
 #     DROVER_WORKER_PID (a DROVER_WORKER_PID for each running worker);
 #   - stopping drover.service leaves no drover process while drover.socket
@@ -167,6 +167,15 @@ for pid in "${worker_pids[@]}"; do
         [[ -n $exit_line ]] ||
                 fail "journal of drover.service has no DROVER_EVENT=exit entry for worker $pid"
         ok "journal of drover.service has DROVER_EVENT=exit for worker $pid"
+done
+# The workers journal for themselves (drover-worker writes the journal's native protocol without
+# libsystemd): each one's drain on stop, from its own pid, with every structured field.
+for pid in "${worker_pids[@]}"; do
+        drain=$(sys_run journalctl -o json --no-pager "_PID=$pid" DROVER_EVENT=drain) || true
+        for field in '"SYSLOG_IDENTIFIER":"drover"' '"PRIORITY":"6"' '"DROVER_WORKER_SLOT":"' \
+                "\"DROVER_WORKER_PID\":\"$pid\"" '"MESSAGE":"stopping: no new connections'; do
+                assert_contains "the drain entry worker $pid journaled" "$drain" "$field"
+        done
 done
 assert_eq "drover.socket state after stopping the service" "$(unit_state drover.socket)" active
 port_listening || fail "nothing listens on :$PORT after stopping drover.service"
