@@ -159,6 +159,7 @@ void conn_accept(Worker *w, int fd, Protocol protocol, const struct sockaddr *pe
         c->close_after = false;
         c->continue_sent = false;
         c->head_only = false;
+        c->body_in_head = false;
         c->requests = 0;
         c->rpos = c->rlen = 0;
         c->rbuf = w->rbuf;
@@ -284,7 +285,10 @@ static int conn_frame_response(Conn *c, bool keep_alive)
         drover_response *resp = &c->resp;
         uint64_t body_len = response_body_length(resp);
         bool no_body = resp->status == 304 || resp->status == 204;
-        size_t need = resp->headers_len + 512 + w->server_len;
+        /* A small body from memory is copied behind the head (see conn_flush()): room for it too. */
+        bool body_in_head = !no_body && !c->head_only && resp->fd < 0 && body_len > 0 &&
+                            body_len <= CONN_BODY_IN_HEAD_MAX;
+        size_t need = resp->headers_len + 512 + w->server_len + (body_in_head ? (size_t) body_len : 0);
         int n, r;
 
         r = conn_head_reserve(c, need);
@@ -323,6 +327,13 @@ static int conn_frame_response(Conn *c, bool keep_alive)
         if (c->head_only)
                 /* HEAD and 304: the head announces what GET would send; nothing of it goes out. */
                 response_drop_body(resp);
+        c->body_in_head = body_in_head;
+        if (body_in_head) {
+                /* The formatted head plus the body fit what was reserved: need counts the body in full, and
+                 * the head never takes more than the rest (http_format_head() fails with -ENOBUFS first). */
+                memcpy(c->head + c->head_len, resp->ext ? resp->ext : resp->body, (size_t) body_len);
+                c->head_len += (size_t) body_len;
+        }
         c->body_off = 0;
         c->file_off = resp->fd >= 0 ? resp->fd_offset : 0;
         c->file_end = resp->fd >= 0 ? resp->fd_offset + resp->fd_length : 0;
@@ -641,7 +652,7 @@ static int conn_flush(Conn *c)
 {
         drover_response *resp = &c->resp;
         const char *body = resp->ext ? resp->ext : resp->body;
-        size_t body_len = resp->ext ? resp->ext_len : resp->body_len;
+        size_t body_len = c->body_in_head ? 0 : resp->ext ? resp->ext_len : resp->body_len;
         int more = resp->fd >= 0 || conn_fin_with_response(c) ? MSG_MORE : 0;
 
         if (!c->nodelay && (c->requests > 1 || resp->fd >= 0 || c->head_off > 0 || c->body_off > 0 ||
@@ -655,7 +666,10 @@ static int conn_flush(Conn *c)
                 if (c->body_off < body_len)
                         iov[n_iov++] = (struct iovec){ (char *) body + c->body_off, body_len - c->body_off };
                 struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t) n_iov };
-                ssize_t n = sendmsg(c->watch.fd, &mh, MSG_NOSIGNAL | more);
+                /* One buffer (a head, with a small body behind it): send(), for which the kernel copies in
+                 * no msghdr and no iovec array. */
+                ssize_t n = n_iov == 1 ? send(c->watch.fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL | more)
+                                       : sendmsg(c->watch.fd, &mh, MSG_NOSIGNAL | more);
                 if (n < 0)
                         return errno == EAGAIN ? 0 : negative_errno();
                 size_t k = (size_t) n, h = MIN(k, c->head_len - c->head_off);
@@ -808,7 +822,9 @@ static void conn_run(Conn *c)
                         conn_arm_read_timer(c);
                         return;
                 }
-                ssize_t n = read(c->watch.fd, c->rbuf, CONN_READ_BUFFER);
+                /* recv() rather than read(): the same on a socket, without the VFS layers read() goes
+                 * through first (file permission hooks, fsnotify). */
+                ssize_t n = recv(c->watch.fd, c->rbuf, CONN_READ_BUFFER, 0);
                 if (n > 0) {
                         c->rlen = (size_t) n;
                         /* A short read drained the socket: the next edge will tell us about more, except the
