@@ -377,6 +377,99 @@ static void test_split_at_every_offset(void **state)
         }
 }
 
+/* Everything a feed leaves behind that the caller or the next feed can see. */
+static void assert_same_outcome(const HttpRequest *a, size_t na, const HttpRequest *b, size_t nb, const char *what)
+{
+        if (na != nb || a->state != b->state || a->error_status != b->error_status)
+                fail_msg("%s: consumed %zu/%zu, state %d/%d, status %u/%u", what, na, nb, (int) a->state,
+                         (int) b->state, a->error_status, b->error_status);
+        /* After an error the scanner may have looked further ahead than the library took: only what the
+         * caller sees, above, counts then. */
+        if (a->state == HTTP_PARSE_ERROR)
+                return;
+        if (a->framing.state != b->framing.state || a->framing.pos != b->framing.pos)
+                fail_msg("%s: framing state %u/%u, pos %u/%u", what, a->framing.state, b->framing.state,
+                         a->framing.pos, b->framing.pos);
+        assert_int_equal(a->framing.pos, b->framing.pos);
+        assert_int_equal(a->framing.empty_lines, b->framing.empty_lines);
+        assert_int_equal(a->framing.fields, b->framing.fields);
+        assert_int_equal(a->framing.line_bytes, b->framing.line_bytes);
+        assert_int_equal(a->framing.field_bytes, b->framing.field_bytes);
+        assert_int_equal(a->started, b->started);
+        assert_int_equal(a->n_headers, b->n_headers);
+        assert_int_equal(a->url_len, b->url_len);
+        assert_memory_equal(a->arena + a->url_off, b->arena + b->url_off, a->url_len);
+        for (unsigned i = 0; i < a->n_headers; i++) {
+                const char *an, *av, *bn, *bv;
+                size_t anl, avl, bnl, bvl;
+                assert_int_equal(http_request_header_at(a, i, &an, &anl, &av, &avl), 0);
+                assert_int_equal(http_request_header_at(b, i, &bn, &bnl, &bv, &bvl), 0);
+                assert_int_equal(anl, bnl);
+                assert_int_equal(avl, bvl);
+                assert_memory_equal(an, bn, anl);
+                assert_memory_equal(av, bv, avl);
+        }
+}
+
+/* A head whole in one feed takes the scanner's line-at-a-time shortcut; fed a byte at a time it goes through
+ * the state machine. Both must end the same, at every limit around each head's own sizes: the same bytes
+ * consumed, the same status at the same byte, the same counts and fields. */
+static void test_whole_head_as_byte_by_byte(void **state)
+{
+        static const char *const heads[] = {
+                "GET /1k.bin HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n",
+                "GET /a?b=c HTTP/1.1\r\nHost: h\r\nUser-Agent: a\tb c/1.0  \r\nAccept: */*\r\n\r\nGET / HT",
+                "GET / HTTP/1.1\r\nHost: h\r\nX:\r\nY: \x80\xff\r\n\r\n",
+                "GET / HTTP/1.1\nHost: h\n\n",
+                "GET / HTTP/1.1\r\nHost: h\n\r\n",
+                "\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n",
+                "GET / HTTP/1.0\r\n\r\n",
+                "GET / HTTP/1.1\r\nHost: h\r\n",
+                "GET / HTTP/1.1\r\nHost: h\r\n\r",
+                "GET / HTTP/1.1\r\nHost : h\r\n\r\n",
+                "GET / HTTP/1.1\r\n Host: h\r\n\r\n",
+                "GET / HTTP/1.1\r\nHost: h\r\n x\r\n\r\n",
+                "GET / HTTP/1.1\r\nHost: a\x01z\r\n\r\n",
+                "GET / HTTP/1.1\r\nHost: a\x7fz\r\n\r\n",
+                "GET / HTTP/1.1\r\nHost: a\rz\r\n\r\n",
+                "GET  / HTTP/1.1\r\nHost: h\r\n\r\n",
+                "GET /\t HTTP/1.1\r\nHost: h\r\n\r\n",
+                "GET / HTTP/1.x\r\nHost: h\r\n\r\n",
+                "GET / HTTP/1.1 \r\nHost: h\r\n\r\n",
+                "GET / HTTP/2.0\r\nHost: h\r\n\r\n",
+                "G(T / HTTP/1.1\r\nHost: h\r\n\r\n",
+                "BREW / HTTP/1.1\r\nHost: h\r\n\r\n",
+                "POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabcGET",
+                "POST /p HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+                "GET / HTTP/1.1\r\nHost: h\r\nHost: i\r\n\r\n",
+        };
+        const HttpLimits d = HTTP_LIMITS_DEFAULT;
+        HttpRequest a, b;
+
+        for (size_t k = 0; k < ELEMENTSOF(heads); k++) {
+                size_t len = strlen(heads[k]);
+                for (size_t url_max = 1; url_max <= 13; url_max++)
+                        for (size_t hb = 1; hb <= 96; hb++)
+                                for (unsigned hm = 1; hm <= 4; hm++) {
+                                        HttpLimits l = { url_max == 13 ? d.url_max : url_max,
+                                                         hb == 96 ? d.header_bytes_max : hb, hm, 16 };
+                                        size_t na, nb = 0;
+                                        char what[64];
+
+                                        assert_int_equal(http_request_init(&a, &l), 0);
+                                        assert_int_equal(http_request_init(&b, &l), 0);
+                                        na = http_request_feed(&a, heads[k], len);
+                                        while (nb < len && b.state == HTTP_PARSE_INCOMPLETE)
+                                                nb += http_request_feed(&b, heads[k] + nb, 1);
+                                        snprintf(what, sizeof what, "head %zu, limits %zu/%zu/%u", k, url_max, hb,
+                                                 hm);
+                                        assert_same_outcome(&a, na, &b, nb, what);
+                                        http_request_free(&a);
+                                        http_request_free(&b);
+                                }
+        }
+}
+
 static void test_header_lookup(void **state)
 {
         HttpRequest *r = *state;
@@ -2432,6 +2525,7 @@ int main(void)
                 REQ_TEST(test_expect_continue),
                 REQ_TEST(test_pipelined_bodies),
                 REQ_TEST(test_keep_alive_round_trip),
+                cmocka_unit_test(test_whole_head_as_byte_by_byte),
                 cmocka_unit_test(test_limits_check),
                 cmocka_unit_test(test_init_free),
                 cmocka_unit_test(test_status_reason),
