@@ -1501,10 +1501,19 @@ int http_format_head(const HttpResponseHead *h, char *buf, size_t size)
         if (size == 0)
                 return -ENOBUFS;
 
-        ok = head_puts(&b, h->minor_version ? "HTTP/1.1 " : "HTTP/1.0 ") && head_putu(&b, h->status) &&
-             head_put(&b, " ", 1) && head_puts(&b, http_status_reason(h->status)) && head_put(&b, "\r\n", 2);
+        ok = head_puts(&b, h->minor_version ? "HTTP/1.1 " : "HTTP/1.0 ");
+        if (ok && h->status >= 100 && h->status <= 999) {
+                /* Every status is three digits (RFC 9110 15): no general number formatting. */
+                char d[4] = { (char) ('0' + h->status / 100), (char) ('0' + h->status / 10 % 10),
+                              (char) ('0' + h->status % 10), ' ' };
+                ok = head_put(&b, d, sizeof d);
+        } else if (ok)
+                ok = head_putu(&b, h->status) && head_put(&b, " ", 1);
+        ok = ok && head_puts(&b, http_status_reason(h->status)) && head_put(&b, "\r\n", 2);
         if (ok && h->server)
-                ok = head_field(&b, "Server: ", h->server);
+                ok = head_puts(&b, "Server: ") &&
+                     head_put(&b, h->server, h->server_len ? h->server_len : strlen(h->server)) &&
+                     head_put(&b, "\r\n", 2);
         if (ok && h->date)
                 ok = head_field(&b, "Date: ", h->date);
         if (ok && h->content_type)
@@ -1530,7 +1539,8 @@ int http_format_head(const HttpResponseHead *h, char *buf, size_t size)
         if (ok && h->allow)
                 ok = head_field(&b, "Allow: ", h->allow);
         if (ok && h->extra_headers)
-                ok = head_puts(&b, h->extra_headers);
+                ok = head_put(&b, h->extra_headers,
+                              h->extra_headers_len ? h->extra_headers_len : strlen(h->extra_headers));
         if (ok && !h->keep_alive)
                 ok = head_puts(&b, "Connection: close\r\n");
         else if (ok && h->minor_version == 0)

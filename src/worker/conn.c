@@ -308,7 +308,9 @@ static int conn_frame_response(Conn *c, bool keep_alive)
                         .content_type = response_default_content_type(resp),
                         .date = date,
                         .server = w->server,
+                        .server_len = w->server_len,
                         .extra_headers = resp->headers && resp->headers_len ? resp->headers : NULL,
+                        .extra_headers_len = resp->headers_len,
                         .extra_headers_checked = true, /* see drover_response.headers */
                         .server_date_checked = w->server_checked && w->date_checked,
                 };

@@ -1169,6 +1169,33 @@ static void test_format_head_full(void **state)
         assert_string_equal(buf, expected);
 }
 
+/* The status line at every status, the Server and extra lines with their lengths given or measured: the same
+ * bytes as printf() makes. */
+static void test_format_head_status_and_lengths(void **state)
+{
+        static const unsigned statuses[] = { 0, 1, 42, 99, 100, 200, 204, 404, 505, 599, 999, 1000, 65535 };
+        static const char extra[] = "ETag: \"x\"\r\nX-A: b\r\n";
+        char buf[512], expected[512];
+
+        for (size_t i = 0; i < ELEMENTSOF(statuses); i++)
+                for (int given = 0; given < 2; given++) {
+                        HttpResponseHead h = { .status = statuses[i],
+                                               .minor_version = 1,
+                                               .keep_alive = true,
+                                               .server = "drover/1",
+                                               .server_len = given ? 8 : 0,
+                                               .extra_headers = extra,
+                                               .extra_headers_len = given ? STRLEN(extra) : 0 };
+                        int n = snprintf(expected, sizeof expected, "HTTP/1.1 %u %s\r\nServer: drover/1\r\n%s\r\n",
+                                         statuses[i], http_status_reason(statuses[i]), extra);
+                        assert_int_equal(http_format_head(&h, buf, sizeof buf), n);
+                        assert_string_equal(buf, expected);
+                        /* And where it does not fit, at every size. */
+                        for (size_t size = 0; size < (size_t) n + 1; size++)
+                                assert_int_equal(http_format_head(&h, buf, size), -ENOBUFS);
+                }
+}
+
 static void test_format_head_numbers(void **state)
 {
         static const uint64_t lengths[] = { 0, 1, 9, 10, 11, 42, 99, 100, 101, 909, 999, 1000, 1024, 10000, 65536,
@@ -2544,6 +2571,7 @@ int main(void)
                 cmocka_unit_test(test_format_head_extra_fields),
                 cmocka_unit_test(test_format_head_rejects_injection),
                 cmocka_unit_test(test_format_head_numbers),
+                cmocka_unit_test(test_format_head_status_and_lengths),
                 cmocka_unit_test(test_path_normalize),
                 cmocka_unit_test(test_parse_date_three_forms),
                 cmocka_unit_test(test_parse_date_round_trip),
