@@ -1125,8 +1125,23 @@ int http_target_decode_path(const char *url, size_t url_len, char *out, size_t o
         }
 
         /* The path ends at '?' (the query) or '#' (a fragment, which clients should not send at all). One
-         * pass finds the end and decodes: a "%XX" never spans it, as neither '?' nor '#' is a hex digit. */
+         * pass finds the end and decodes: a "%XX" never spans it, as neither '?' nor '#' is a hex digit. A
+         * run of bytes that are none of '?', '#', '%' and NUL - most paths entirely - is copied as it is. */
         for (; p < end && *p != '?' && *p != '#'; p++) {
+                static const bool special[256] = { ['\0'] = true, ['?'] = true, ['#'] = true, ['%'] = true };
+                const char *run = p;
+                while (run < end && !special[(unsigned char) *run])
+                        run++;
+                if (run > p) {
+                        size_t n = (size_t) (run - p);
+                        if (n >= out_size - o) /* as the byte-by-byte check below would find at its last byte */
+                                return -ENAMETOOLONG;
+                        memcpy(out + o, p, n);
+                        o += n;
+                        p = run;
+                        if (p == end || *p == '?' || *p == '#')
+                                break;
+                }
                 char c = *p;
                 if (c == '%') {
                         int hi, lo;

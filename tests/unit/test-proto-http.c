@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1092,6 +1093,53 @@ static void test_decode_absolute_form_query_without_path(void **state)
         assert_decodes("http://h?x", "/", 8);
         assert_decodes("http://h?a/b", "/", 8);
         assert_decodes("http://h#f/x", "/", 12);
+}
+
+/* Runs of plain bytes are copied whole: at every output size the result is what decoding one byte at a time
+ * gives (this oracle, for origin-form targets): the first byte that is malformed or does not fit decides. */
+static void test_decode_runs_at_every_size(void **state)
+{
+        static const char *const urls[] = { "/1k.bin", "/a%2Fb%41c/d", "/ab%00c", "/ab%4", "/x%zz", "/p/q?r#s",
+                                            "/a#b", "/%41%42%43", "/abcdefgh%20ijklmnop" };
+
+        for (size_t k = 0; k < ELEMENTSOF(urls); k++)
+                for (size_t size = 0; size <= 24; size++) {
+                        const char *u = urls[k], *p = u, *end = u + strlen(u);
+                        char expected[32];
+                        size_t o = 0;
+                        int r = 0;
+
+                        for (; p < end && *p != '?' && *p != '#'; p++) {
+                                char c = *p;
+                                if (c == '%') {
+                                        unsigned v;
+                                        if (end - p < 3 || sscanf(p + 1, "%2x", &v) != 1 || !isxdigit(p[1]) ||
+                                            !isxdigit(p[2])) {
+                                                r = -EINVAL;
+                                                break;
+                                        }
+                                        c = (char) v;
+                                        p += 2;
+                                }
+                                if (c == '\0') {
+                                        r = -EINVAL;
+                                        break;
+                                }
+                                if (o + 1 >= size) {
+                                        r = -ENAMETOOLONG;
+                                        break;
+                                }
+                                expected[o++] = c;
+                        }
+                        Decoded d = decode(u, size);
+                        if (r < 0) {
+                                assert_int_equal(d.r, r);
+                                continue;
+                        }
+                        expected[o] = '\0';
+                        assert_int_equal(d.r, (int) o);
+                        assert_string_equal(d.out, expected);
+                }
 }
 
 static void test_decode_too_long(void **state)
@@ -2563,6 +2611,7 @@ int main(void)
                 cmocka_unit_test(test_decode_absolute_form),
                 cmocka_unit_test(test_decode_absolute_form_query_without_path),
                 cmocka_unit_test(test_decode_too_long),
+                cmocka_unit_test(test_decode_runs_at_every_size),
                 cmocka_unit_test(test_format_head_full),
                 cmocka_unit_test(test_format_head_minimal),
                 cmocka_unit_test(test_format_head_connection),
