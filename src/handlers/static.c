@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <linux/openat2.h>
@@ -421,7 +422,8 @@ static StaticCacheEntry *entry_new(StaticHandler *h, const char *path, size_t pa
 
 static void result_from_entry(StaticCacheEntry *e, StaticResult *ret)
 {
-        *ret = e->file;
+        memcpy(ret, &e->file, offsetof(StaticResult, location));
+        ret->location[0] = '\0';
         e->refs++;
         ret->entry = e;
         ret->content = e->content;
