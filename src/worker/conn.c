@@ -584,7 +584,8 @@ static void conn_handle(Conn *c)
         else
                 keep_alive = false; /* SCGI: one request per connection */
 
-        response_reset(&c->resp);
+        /* c->resp is empty here, with no reset of our own: a connection reads only after conn_accept() or
+         * conn_response_done(), and both reset it. */
         status = conn_build_request(c, &req, addr);
         if (status != 0)
                 return conn_respond_error(c, status, false);
