@@ -42,6 +42,13 @@ typedef struct StaticHandler {
         size_t content_bytes;
 } StaticHandler;
 
+/* A formatted response head kept with a cache entry (see StaticResult.head_cache). */
+typedef struct StaticHeadCache {
+        char *head; /* NULL: none yet */
+        size_t len;
+        time_t date; /* the second of the Date in it */
+} StaticHeadCache;
+
 typedef struct StaticResult {
         unsigned status;          /* 200, 301, 403, 404, 500 */
         int fd;                   /* the open file for 200, else -EBADF; the caller owns it unless entry */
@@ -65,6 +72,9 @@ typedef struct StaticResult {
          * Accept-Ranges), checked when the entry was made; NULL when the entry has none. */
         const char *headers_200;
         size_t headers_200_len;
+        /* The entry's slot for the whole response head that such a 200 gets, kept by its user (the worker,
+         * conn.c): the static handler only frees it with the entry. NULL without an entry. */
+        StaticHeadCache *head_cache;
 
         /* Last, and nothing after it: a cache hit copies the result up to here (result_from_entry()), since a
          * cached file is a 200 and has no location - 512 bytes fewer to read and write on every hit. */

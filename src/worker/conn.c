@@ -160,6 +160,7 @@ void conn_accept(Worker *w, int fd, Protocol protocol, const struct sockaddr *pe
         c->continue_sent = false;
         c->head_only = false;
         c->body_in_head = false;
+        c->head_cache = NULL;
         c->requests = 0;
         c->rpos = c->rlen = 0;
         c->rbuf = w->rbuf;
@@ -295,13 +296,28 @@ static int conn_frame_response(Conn *c, bool keep_alive)
         if (r < 0)
                 return r;
 
+        StaticHeadCache *hc = c->head_cache;
+        c->head_cache = NULL;
         if (c->protocol == PROTOCOL_HTTP) {
                 const HttpRequest *req = &c->req.http;
                 /* Before the initializer, whose order of evaluation is unspecified: it sets date_checked. */
                 const char *date = worker_date(w);
+                unsigned minor_version = req->parser.http_major == 1 && req->parser.http_minor == 0 ? 0 : 1;
+                /* A plain 200 of a cached file on a keep-alive HTTP/1.1 connection: its head is a function of
+                 * the entry (its header lines and size), this worker's Server and the second of the Date - the
+                 * same bytes for every such response within a second, formatted once and kept with the entry.
+                 * Built from checked fields only, as any head is. */
+                bool cacheable = hc && resp->status == 200 && keep_alive && minor_version == 1 && !c->head_only &&
+                                 w->server_checked && w->date_checked;
+                if (cacheable && hc->head && hc->date == w->date_time &&
+                    hc->len + (body_in_head ? (size_t) body_len : 0) <= c->head_cap) {
+                        memcpy(c->head, hc->head, hc->len);
+                        n = (int) hc->len;
+                        goto framed;
+                }
                 HttpResponseHead h = {
                         .status = resp->status,
-                        .minor_version = req->parser.http_major == 1 && req->parser.http_minor == 0 ? 0 : 1,
+                        .minor_version = minor_version,
                         .keep_alive = keep_alive,
                         .has_body_length = !no_body,
                         .content_length = body_len,
@@ -315,6 +331,15 @@ static int conn_frame_response(Conn *c, bool keep_alive)
                         .server_date_checked = w->server_checked && w->date_checked,
                 };
                 n = http_format_head(&h, c->head, c->head_cap);
+                if (cacheable && n > 0) {
+                        char *p = realloc(hc->head, (size_t) n);
+                        if (p) {
+                                memcpy(p, c->head, (size_t) n);
+                                hc->head = p;
+                                hc->len = (size_t) n;
+                                hc->date = w->date_time;
+                        }
+                }
         } else
                 n = scgi_format_response_head(resp->status, response_default_content_type(resp),
                                               no_body ? UINT64_MAX : body_len,
@@ -323,6 +348,7 @@ static int conn_frame_response(Conn *c, bool keep_alive)
         if (n < 0)
                 return n;
 
+framed:
         c->head_len = (size_t) n;
         c->head_off = 0;
         c->head_only = c->head_only || no_body;
@@ -504,6 +530,7 @@ static void conn_serve_static(Conn *c, const drover_request *req)
         StaticConditions cond;
         StaticDecision d;
         char date[30];
+        bool plain_200 = false;
 
         if (!req->head && strcmp(req->method, "GET") != 0) {
                 resp->status = 405;
@@ -529,10 +556,11 @@ static void conn_serve_static(Conn *c, const drover_request *req)
                         (void) drover_response_add_header(resp, "Content-Range", d.content_range);
                 return static_result_release(&res);
         }
-        if (d.status == 200 && res.headers_200 && d.last_modified == res.mtime)
+        if (d.status == 200 && res.headers_200 && d.last_modified == res.mtime) {
                 /* The cache entry's lines, checked when it was made: the same as those below. */
-                (void) response_add_checked_headers(resp, res.headers_200, res.headers_200_len, true);
-        else {
+                plain_200 = response_add_checked_headers(resp, res.headers_200, res.headers_200_len, true) >= 0 &&
+                            resp->headers_len == res.headers_200_len;
+        } else {
                 if (d.status != 304)
                         (void) drover_response_add_header(resp, "Content-Type", res.content_type);
                 if (d.last_modified > 0) {
@@ -565,6 +593,8 @@ static void conn_serve_static(Conn *c, const drover_request *req)
                 resp->fd_length = d.length;
         }
         resp->release = conn_release_cache_entry;
+        /* The entry's head slot, with the entry pinned until the response is framed and sent. */
+        c->head_cache = plain_200 ? res.head_cache : NULL;
         resp->release_data = TAKE_PTR(res.entry);
 }
 
@@ -586,6 +616,7 @@ static void conn_handle(Conn *c)
 
         /* c->resp is empty here, with no reset of our own: a connection reads only after conn_accept() or
          * conn_response_done(), and both reset it. */
+        c->head_cache = NULL;
         status = conn_build_request(c, &req, addr);
         if (status != 0)
                 return conn_respond_error(c, status, false);

@@ -68,6 +68,8 @@ typedef struct Conn {
         bool continue_sent;      /* "100 Continue" sent for the current request */
         bool head_only;          /* the current response has no body on the wire (HEAD, 304) */
         bool body_in_head;       /* the current response's body was copied behind its head */
+        StaticHeadCache *head_cache; /* the current response is a plain 200 of this cache entry (see
+                                      * conn_frame_response()); NULL otherwise */
         unsigned requests;       /* answered on this connection */
 
         union {
