@@ -607,11 +607,22 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
         return 0;
 }
 
-static bool header_name_is(const HttpRequest *r, const HttpHeader *h, const char *name)
+/* name is lowercase. By hand rather than strncasecmp(): the names are a few bytes long, and every request
+ * compares some (Host at least). */
+static bool header_name_is_n(const HttpRequest *r, const HttpHeader *h, const char *name, size_t n)
 {
-        size_t n = strlen(name);
-        return h->name_len == n && strncasecmp(r->arena + h->name_off, name, n) == 0;
+        const char *a = r->arena + h->name_off;
+
+        if (h->name_len != n)
+                return false;
+        for (size_t i = 0; i < n; i++) {
+                char c = a[i] >= 'A' && a[i] <= 'Z' ? (char) (a[i] + ('a' - 'A')) : a[i];
+                if (c != name[i])
+                        return false;
+        }
+        return true;
 }
+#define header_name_is(r, h, literal) header_name_is_n(r, h, "" literal, STRLEN(literal))
 
 /* Splits off the next element of a comma-separated list (RFC 9110 5.6.1) with its surrounding whitespace
  * trimmed; *p is NULL after the last one. Returns false at the end of the list. */

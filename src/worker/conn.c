@@ -496,7 +496,8 @@ static unsigned conn_build_request(Conn *c, drover_request *req, char *addr_buf)
                         req->query_len = ql;
                 }
         }
-        req->head = strcmp(req->method, "HEAD") == 0;
+        req->head = c->protocol == PROTOCOL_HTTP ? http_request_method(&c->req.http) == HTTP_HEAD
+                                                 : strcmp(req->method, "HEAD") == 0;
         return 0;
 }
 
