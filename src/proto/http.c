@@ -175,6 +175,9 @@ static size_t scan_value_run(const char *data, size_t i, size_t len, size_t *cou
  *     request line, a head that data does not hold whole — it returns 0 having changed nothing, and the state
  *     machine takes the bytes from the start, finding the exact byte and status.
  * The fuzzers hold the two to it: every input runs in one feed (this path) and cut (mostly the other). */
+static int arena_append(HttpRequest *r, const char *at, size_t len, unsigned status_if_full);
+static int headers_grow(HttpRequest *r);
+
 static size_t framing_scan_head(HttpRequest *r, const char *data, size_t len)
 {
         const HttpLimits *l = &r->limits;
@@ -193,28 +196,58 @@ static size_t framing_scan_head(HttpRequest *r, const char *data, size_t len)
             data[i + 6] < '0' || data[i + 6] > '9' || data[i + 7] != '.' || data[i + 8] < '0' || data[i + 8] > '9' ||
             data[i + 9] != '\r' || data[i + 10] != '\n')
                 return 0;
+        /* What the library's data callbacks would store (see settings_recorded), stored here as the lines are
+         * scanned; undone if the shortcut is not taken. At FR_LEAD nothing of the request is stored yet. */
+        if (arena_append(r, data + start, target, 414) < 0)
+                goto undo;
+        r->url_len = (uint32_t) target;
         i += 11;
 
         for (;;) {
                 if (len - i < 2)
-                        return 0;
+                        goto undo;
                 if (data[i] == '\r') {
                         if (data[i + 1] != '\n' || (field_bytes += 2) > l->header_bytes_max)
-                                return 0;
+                                goto undo;
                         break;
                 }
                 start = i;
                 while (i < len && is_tchar((unsigned char) data[i]))
                         i++;
+                size_t colon = i;
                 if (i == start || i == len || data[i] != ':')
-                        return 0;
+                        goto undo;
                 i = field_run_end(data, i + 1, len);
                 if (len - i < 2 || data[i] != '\r' || data[i + 1] != '\n')
-                        return 0;
+                        goto undo;
+                /* The value without the whitespace around it (RFC 9110 5.5), as the library hands it over
+                 * without the leading and finish_value() drops the trailing. */
+                size_t value = colon + 1, line_end = i, value_end;
+                while (value < line_end && (data[value] == ' ' || data[value] == '\t'))
+                        value++;
+                value_end = line_end;
+                while (value_end > value && (data[value_end - 1] == ' ' || data[value_end - 1] == '\t'))
+                        value_end--;
                 i += 2;
                 field_bytes += i - start;
                 if (++fields > l->headers_max || field_bytes > l->header_bytes_max)
-                        return 0;
+                        goto undo;
+                if (r->n_headers == r->headers_cap && headers_grow(r) < 0)
+                        goto undo;
+                /* Name and value apart, the value with its trailing whitespace, as the callbacks store them:
+                 * the arena holds exactly what it would. */
+                uint32_t name_off = (uint32_t) r->arena_used;
+                if (arena_append(r, data + start, colon - start, 431) < 0)
+                        goto undo;
+                uint32_t value_off = (uint32_t) r->arena_used;
+                if (arena_append(r, data + value, line_end - value, 431) < 0)
+                        goto undo;
+                r->headers[r->n_headers++] = (HttpHeader){
+                        .name_off = name_off,
+                        .name_len = (uint32_t) (colon - start),
+                        .value_off = value_off,
+                        .value_len = (uint32_t) (value_end - value),
+                };
         }
 
         r->framing.state = FR_HEAD_DONE;
@@ -223,12 +256,21 @@ static size_t framing_scan_head(HttpRequest *r, const char *data, size_t len)
         r->framing.field_bytes = field_bytes;
         r->framing.fields = fields;
         return i + 2;
+
+undo:
+        /* Only an allocation can have failed in what was stored: the state machine meets it again. */
+        r->url_len = 0;
+        r->n_headers = 0;
+        r->arena_used = 0;
+        r->error_status = 0;
+        return 0;
 }
 
 /* Scans bytes ahead of the library. Returns how many may be given to it: all of them, or up to (not
  * including) a byte that breaks the grammar, setting *ret_status, or up to and including the LF of the empty
  * line that ends the head or the trailers. */
-static size_t framing_scan(HttpRequest *r, const char *data, size_t len, unsigned *ret_status)
+static size_t framing_scan(HttpRequest *r, const char *data, size_t len, unsigned *ret_status,
+                           bool *ret_recorded)
 {
         static const char version[] = "HTTP/d.d";
         HttpFraming *f = &r->framing;
@@ -237,10 +279,13 @@ static size_t framing_scan(HttpRequest *r, const char *data, size_t len, unsigne
         size_t i;
 
         *ret_status = 0;
+        *ret_recorded = false;
         if (f->state == FR_LEAD) {
                 size_t k = framing_scan_head(r, data, len);
-                if (k > 0)
+                if (k > 0) {
+                        *ret_recorded = true;
                         return k;
+                }
         }
         for (i = 0; i < len; i++) {
                 unsigned char c = (unsigned char) data[i];
@@ -561,6 +606,19 @@ static void finish_value(HttpRequest *r)
                 h->value_len--;
 }
 
+/* Room for one more field: the table doubles, up to limits.headers_max (the caller checked n_headers against
+ * it). */
+static int headers_grow(HttpRequest *r)
+{
+        unsigned n = MIN(r->headers_cap * 2, r->limits.headers_max);
+        HttpHeader *t = reallocarray(r->headers, n, sizeof *t);
+        if (!t)
+                return fail(r, 500);
+        r->headers = t;
+        r->headers_cap = n;
+        return 0;
+}
+
 static int on_header_field(http_parser *p, const char *at, size_t len)
 {
         HttpRequest *r = request_of(p);
@@ -572,14 +630,8 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
                 finish_value(r);
                 if (r->n_headers >= r->limits.headers_max)
                         return fail(r, 431);
-                if (r->n_headers == r->headers_cap) {
-                        unsigned n = MIN(r->headers_cap * 2, r->limits.headers_max);
-                        HttpHeader *t = reallocarray(r->headers, n, sizeof *t);
-                        if (!t)
-                                return fail(r, 500);
-                        r->headers = t;
-                        r->headers_cap = n;
-                }
+                if (r->n_headers == r->headers_cap && headers_grow(r) < 0)
+                        return -1;
                 r->headers[r->n_headers++] = (HttpHeader){ .name_off = (uint32_t) r->arena_used };
                 r->in_value = false;
         }
@@ -866,6 +918,15 @@ static const http_parser_settings settings = {
         .on_message_complete = on_message_complete,
 };
 
+/* For a head that framing_scan_head() stored as it scanned it: the library frames and checks the same bytes,
+ * without handing them over a second time. */
+static const http_parser_settings settings_recorded = {
+        .on_message_begin = on_message_begin,
+        .on_headers_complete = on_headers_complete,
+        .on_body = on_body,
+        .on_message_complete = on_message_complete,
+};
+
 /* ---- requests ------------------------------------------------------------------------------------- */
 
 static void request_reset(HttpRequest *r)
@@ -1008,9 +1069,12 @@ size_t http_request_feed(HttpRequest *r, const char *data, size_t len)
 
         while (r->state == HTTP_PARSE_INCOMPLETE && off < len) {
                 unsigned status;
-                size_t k = framing_scan(r, data + off, len - off, &status);
+                bool recorded;
+                size_t k = framing_scan(r, data + off, len - off, &status, &recorded);
                 /* Never execute zero bytes: to the library that means the end of the stream. */
-                size_t n = k > 0 ? http_parser_execute(&r->parser, &settings, data + off, k) : 0;
+                size_t n = k > 0 ? http_parser_execute(&r->parser, recorded ? &settings_recorded : &settings,
+                                                       data + off, k)
+                                 : 0;
                 enum http_errno e = HTTP_PARSER_ERRNO(&r->parser);
 
                 if (e != HPE_OK && e != HPE_PAUSED) {

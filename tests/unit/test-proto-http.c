@@ -399,6 +399,7 @@ static void assert_same_outcome(const HttpRequest *a, size_t na, const HttpReque
         assert_int_equal(a->started, b->started);
         assert_int_equal(a->n_headers, b->n_headers);
         assert_int_equal(a->url_len, b->url_len);
+        assert_int_equal(a->arena_used, b->arena_used);
         assert_memory_equal(a->arena + a->url_off, b->arena + b->url_off, a->url_len);
         for (unsigned i = 0; i < a->n_headers; i++) {
                 const char *an, *av, *bn, *bv;
