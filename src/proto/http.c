@@ -163,6 +163,26 @@ static size_t scan_value_run(const char *data, size_t i, size_t len, size_t *cou
         return n;
 }
 
+static int arena_grow(HttpRequest *r, size_t len, unsigned status_if_full);
+
+/* Appends a piece of the URL, a field name or a value to the arena. Pieces of one element arrive in order
+ * and uninterrupted, so appending keeps each element contiguous. The arena grows (doubling) up to arena_max,
+ * which the limits bound; elements are kept as offsets, so moving it invalidates nothing. The limits
+ * themselves are enforced where they were before the arena could grow (on_url(), the scanner's field_bytes
+ * and fields): arena_max is only the last line of defence. Inlined: it runs for the target and every
+ * name and value, and growing is the rare part. */
+static inline __attribute__((always_inline)) int arena_append(HttpRequest *r, const char *at, size_t len,
+                                                              unsigned status_if_full)
+{
+        if (len > r->arena_size - r->arena_used && arena_grow(r, len, status_if_full) < 0)
+                return -1;
+        memcpy(r->arena + r->arena_used, at, len);
+        r->arena_used += len;
+        return 0;
+}
+
+static int headers_grow(HttpRequest *r);
+
 /* The whole head of a request in data, in the form nearly every client sends it: a method, SP, a target, SP,
  * "HTTP/d.d", CRLF, field lines "name:value" ending in CRLF, and the empty line. This takes a line at a time
  * what framing_scan()'s state machine takes a byte at a time, and must stay exactly a shortcut of it:
@@ -175,9 +195,6 @@ static size_t scan_value_run(const char *data, size_t i, size_t len, size_t *cou
  *     request line, a head that data does not hold whole — it returns 0 having changed nothing, and the state
  *     machine takes the bytes from the start, finding the exact byte and status.
  * The fuzzers hold the two to it: every input runs in one feed (this path) and cut (mostly the other). */
-static int arena_append(HttpRequest *r, const char *at, size_t len, unsigned status_if_full);
-static int headers_grow(HttpRequest *r);
-
 static size_t framing_scan_head(HttpRequest *r, const char *data, size_t len)
 {
         const HttpLimits *l = &r->limits;
@@ -547,25 +564,17 @@ static int fail(HttpRequest *r, unsigned status)
         return -1;
 }
 
-/* Appends a piece of the URL, a field name or a value to the arena. Pieces of one element arrive in order
- * and uninterrupted, so appending keeps each element contiguous. The arena grows (doubling) up to arena_max,
- * which the limits bound; elements are kept as offsets, so moving it invalidates nothing. The limits
- * themselves are enforced where they were before the arena could grow (on_url(), the scanner's field_bytes
- * and fields): arena_max is only the last line of defence. */
-static int arena_append(HttpRequest *r, const char *at, size_t len, unsigned status_if_full)
+/* Makes room for len more bytes (see arena_append()). */
+static int arena_grow(HttpRequest *r, size_t len, unsigned status_if_full)
 {
-        if (len > r->arena_size - r->arena_used) {
-                if (len > r->arena_max - r->arena_used)
-                        return fail(r, status_if_full);
-                size_t n = MIN(MAX(r->arena_size * 2, r->arena_used + len), r->arena_max);
-                char *p = realloc(r->arena, n);
-                if (!p)
-                        return fail(r, 500);
-                r->arena = p;
-                r->arena_size = n;
-        }
-        memcpy(r->arena + r->arena_used, at, len);
-        r->arena_used += len;
+        if (len > r->arena_max - r->arena_used)
+                return fail(r, status_if_full);
+        size_t n = MIN(MAX(r->arena_size * 2, r->arena_used + len), r->arena_max);
+        char *p = realloc(r->arena, n);
+        if (!p)
+                return fail(r, 500);
+        r->arena = p;
+        r->arena_size = n;
         return 0;
 }
 
