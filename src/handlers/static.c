@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <linux/openat2.h>
@@ -234,6 +235,7 @@ struct StaticCacheEntry {
         char last_modified[30]; /* "" for an mtime in the future when the entry was made */
         char *headers_200;
         size_t headers_200_len;
+        StaticHeadCache head_cache;
         size_t path_len;
         char path[]; /* NUL-terminated */
 };
@@ -264,6 +266,7 @@ static void entry_free(StaticCacheEntry *e)
         safe_close(e->file.fd);
         free(e->content);
         free(e->headers_200);
+        free(e->head_cache.head);
         free(e);
 }
 
@@ -421,13 +424,15 @@ static StaticCacheEntry *entry_new(StaticHandler *h, const char *path, size_t pa
 
 static void result_from_entry(StaticCacheEntry *e, StaticResult *ret)
 {
-        *ret = e->file;
+        memcpy(ret, &e->file, offsetof(StaticResult, location));
+        ret->location[0] = '\0';
         e->refs++;
         ret->entry = e;
         ret->content = e->content;
         ret->last_modified = e->last_modified[0] ? e->last_modified : NULL;
         ret->headers_200 = e->headers_200;
         ret->headers_200_len = e->headers_200_len;
+        ret->head_cache = &e->head_cache;
 }
 
 void static_handler_open(StaticHandler *h, const char *path, size_t path_len, uint64_t now_ms,
@@ -474,6 +479,7 @@ void static_result_release(StaticResult *r)
         } else
                 r->fd = safe_close(r->fd);
         r->content = r->last_modified = r->headers_200 = NULL;
+        r->head_cache = NULL;
 }
 
 /* ---- conditional and range requests (RFC 9110 13, 14) --------------------------------------------------- */

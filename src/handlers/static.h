@@ -42,6 +42,13 @@ typedef struct StaticHandler {
         size_t content_bytes;
 } StaticHandler;
 
+/* A formatted response head kept with a cache entry (see StaticResult.head_cache). */
+typedef struct StaticHeadCache {
+        char *head; /* NULL: none yet */
+        size_t len;
+        time_t date; /* the second of the Date in it */
+} StaticHeadCache;
+
 typedef struct StaticResult {
         unsigned status;          /* 200, 301, 403, 404, 500 */
         int fd;                   /* the open file for 200, else -EBADF; the caller owns it unless entry */
@@ -53,7 +60,6 @@ typedef struct StaticResult {
         time_t ctime;
         long ctime_nsec;
         const char *content_type; /* for 200 */
-        char location[512];       /* for 301: the path with a trailing slash */
         char etag[STATIC_ETAG_MAX]; /* for 200: the entity-tag, or "" to have static_decide() format it */
 
         /* From static_handler_open()'s cache: the entry, pinned until static_result_release(); fd is the
@@ -66,6 +72,13 @@ typedef struct StaticResult {
          * Accept-Ranges), checked when the entry was made; NULL when the entry has none. */
         const char *headers_200;
         size_t headers_200_len;
+        /* The entry's slot for the whole response head that such a 200 gets, kept by its user (the worker,
+         * conn.c): the static handler only frees it with the entry. NULL without an entry. */
+        StaticHeadCache *head_cache;
+
+        /* Last, and nothing after it: a cache hit copies the result up to here (result_from_entry()), since a
+         * cached file is a 200 and has no location - 512 bytes fewer to read and write on every hit. */
+        char location[512]; /* for 301: the path with a trailing slash */
 } StaticResult;
 
 /* The fallback of the openat2() resolution (exposed for tests): component by component, O_NOFOLLOW, no "..". */

@@ -137,12 +137,10 @@ static size_t scan_run(const char *data, size_t i, size_t len, bool (*ok)(unsign
         return n;
 }
 
-/* scan_run() for field-value bytes, eight at a time where none is HTAB or a control (the run of a Host or
- * User-Agent value is most of a request's head): the same bytes, the same count. */
-static size_t scan_value_run(const char *data, size_t i, size_t len, size_t *count, size_t max)
+/* The end of the run of field-value bytes that starts at data[j]: eight at a time where none is HTAB or a
+ * control (the run of a Host or User-Agent value is most of a request's head). */
+static size_t field_run_end(const char *data, size_t j, size_t len)
 {
-        size_t j = i + 1;
-
         for (; j + 8 <= len; j += 8) {
                 uint64_t x;
                 memcpy(&x, data + j, 8);
@@ -151,6 +149,13 @@ static size_t scan_value_run(const char *data, size_t i, size_t len, size_t *cou
         }
         while (j < len && is_field_char((unsigned char) data[j]))
                 j++;
+        return j;
+}
+
+/* scan_run() for field-value bytes: the same bytes, the same count. */
+static size_t scan_value_run(const char *data, size_t i, size_t len, size_t *count, size_t max)
+{
+        size_t j = field_run_end(data, i + 1, len);
         size_t n = j - i - 1;
         if (n > max - MIN(*count, max))
                 return 0;
@@ -158,10 +163,131 @@ static size_t scan_value_run(const char *data, size_t i, size_t len, size_t *cou
         return n;
 }
 
+static int arena_grow(HttpRequest *r, size_t len, unsigned status_if_full);
+
+/* Appends a piece of the URL, a field name or a value to the arena. Pieces of one element arrive in order
+ * and uninterrupted, so appending keeps each element contiguous. The arena grows (doubling) up to arena_max,
+ * which the limits bound; elements are kept as offsets, so moving it invalidates nothing. The limits
+ * themselves are enforced where they were before the arena could grow (on_url(), the scanner's field_bytes
+ * and fields): arena_max is only the last line of defence. Inlined: it runs for the target and every
+ * name and value, and growing is the rare part. */
+static inline __attribute__((always_inline)) int arena_append(HttpRequest *r, const char *at, size_t len,
+                                                              unsigned status_if_full)
+{
+        if (len > r->arena_size - r->arena_used && arena_grow(r, len, status_if_full) < 0)
+                return -1;
+        memcpy(r->arena + r->arena_used, at, len);
+        r->arena_used += len;
+        return 0;
+}
+
+static int headers_grow(HttpRequest *r);
+
+/* The whole head of a request in data, in the form nearly every client sends it: a method, SP, a target, SP,
+ * "HTTP/d.d", CRLF, field lines "name:value" ending in CRLF, and the empty line. This takes a line at a time
+ * what framing_scan()'s state machine takes a byte at a time, and must stay exactly a shortcut of it:
+ *   - it succeeds only where the state machine, started in FR_LEAD on the same bytes, would reach FR_HEAD_DONE
+ *     at the same LF: the same grammar, every byte checked, and the same limits — the counts only grow, so a
+ *     total within a limit at the end of each line never crossed it at any byte;
+ *   - it then leaves the framing exactly as the state machine would (FR_HEAD_DONE, pos 8, the target length
+ *     in line_bytes, field_bytes, fields) and returns the bytes up to and including that LF;
+ *   - for anything else — a byte the grammar refuses, a limit crossed, a bare LF, an empty line before the
+ *     request line, a head that data does not hold whole — it returns 0 having changed nothing, and the state
+ *     machine takes the bytes from the start, finding the exact byte and status.
+ * The fuzzers hold the two to it: every input runs in one feed (this path) and cut (mostly the other). */
+static size_t framing_scan_head(HttpRequest *r, const char *data, size_t len)
+{
+        const HttpLimits *l = &r->limits;
+        size_t i = 0, start, target, field_bytes = 0;
+        unsigned fields = 0;
+
+        while (i < len && is_tchar((unsigned char) data[i]))
+                i++;
+        if (i == 0 || i == len || data[i] != ' ')
+                return 0;
+        start = ++i;
+        while (i < len && is_target_char((unsigned char) data[i]))
+                i++;
+        target = i - start;
+        if (target == 0 || target > l->url_max || len - i < 11 || memcmp(data + i, " HTTP/", 6) != 0 ||
+            data[i + 6] < '0' || data[i + 6] > '9' || data[i + 7] != '.' || data[i + 8] < '0' || data[i + 8] > '9' ||
+            data[i + 9] != '\r' || data[i + 10] != '\n')
+                return 0;
+        /* What the library's data callbacks would store (see settings_recorded), stored here as the lines are
+         * scanned; undone if the shortcut is not taken. At FR_LEAD nothing of the request is stored yet. */
+        if (arena_append(r, data + start, target, 414) < 0)
+                goto undo;
+        r->url_len = (uint32_t) target;
+        i += 11;
+
+        for (;;) {
+                if (len - i < 2)
+                        goto undo;
+                if (data[i] == '\r') {
+                        if (data[i + 1] != '\n' || (field_bytes += 2) > l->header_bytes_max)
+                                goto undo;
+                        break;
+                }
+                start = i;
+                while (i < len && is_tchar((unsigned char) data[i]))
+                        i++;
+                size_t colon = i;
+                if (i == start || i == len || data[i] != ':')
+                        goto undo;
+                i = field_run_end(data, i + 1, len);
+                if (len - i < 2 || data[i] != '\r' || data[i + 1] != '\n')
+                        goto undo;
+                /* The value without the whitespace around it (RFC 9110 5.5), as the library hands it over
+                 * without the leading and finish_value() drops the trailing. */
+                size_t value = colon + 1, line_end = i, value_end;
+                while (value < line_end && (data[value] == ' ' || data[value] == '\t'))
+                        value++;
+                value_end = line_end;
+                while (value_end > value && (data[value_end - 1] == ' ' || data[value_end - 1] == '\t'))
+                        value_end--;
+                i += 2;
+                field_bytes += i - start;
+                if (++fields > l->headers_max || field_bytes > l->header_bytes_max)
+                        goto undo;
+                if (r->n_headers == r->headers_cap && headers_grow(r) < 0)
+                        goto undo;
+                /* Name and value apart, the value with its trailing whitespace, as the callbacks store them:
+                 * the arena holds exactly what it would. */
+                uint32_t name_off = (uint32_t) r->arena_used;
+                if (arena_append(r, data + start, colon - start, 431) < 0)
+                        goto undo;
+                uint32_t value_off = (uint32_t) r->arena_used;
+                if (arena_append(r, data + value, line_end - value, 431) < 0)
+                        goto undo;
+                r->headers[r->n_headers++] = (HttpHeader){
+                        .name_off = name_off,
+                        .name_len = (uint32_t) (colon - start),
+                        .value_off = value_off,
+                        .value_len = (uint32_t) (value_end - value),
+                };
+        }
+
+        r->framing.state = FR_HEAD_DONE;
+        r->framing.pos = 8;
+        r->framing.line_bytes = target;
+        r->framing.field_bytes = field_bytes;
+        r->framing.fields = fields;
+        return i + 2;
+
+undo:
+        /* Only an allocation can have failed in what was stored: the state machine meets it again. */
+        r->url_len = 0;
+        r->n_headers = 0;
+        r->arena_used = 0;
+        r->error_status = 0;
+        return 0;
+}
+
 /* Scans bytes ahead of the library. Returns how many may be given to it: all of them, or up to (not
  * including) a byte that breaks the grammar, setting *ret_status, or up to and including the LF of the empty
  * line that ends the head or the trailers. */
-static size_t framing_scan(HttpRequest *r, const char *data, size_t len, unsigned *ret_status)
+static size_t framing_scan(HttpRequest *r, const char *data, size_t len, unsigned *ret_status,
+                           bool *ret_recorded)
 {
         static const char version[] = "HTTP/d.d";
         HttpFraming *f = &r->framing;
@@ -170,6 +296,14 @@ static size_t framing_scan(HttpRequest *r, const char *data, size_t len, unsigne
         size_t i;
 
         *ret_status = 0;
+        *ret_recorded = false;
+        if (f->state == FR_LEAD) {
+                size_t k = framing_scan_head(r, data, len);
+                if (k > 0) {
+                        *ret_recorded = true;
+                        return k;
+                }
+        }
         for (i = 0; i < len; i++) {
                 unsigned char c = (unsigned char) data[i];
 
@@ -430,25 +564,17 @@ static int fail(HttpRequest *r, unsigned status)
         return -1;
 }
 
-/* Appends a piece of the URL, a field name or a value to the arena. Pieces of one element arrive in order
- * and uninterrupted, so appending keeps each element contiguous. The arena grows (doubling) up to arena_max,
- * which the limits bound; elements are kept as offsets, so moving it invalidates nothing. The limits
- * themselves are enforced where they were before the arena could grow (on_url(), the scanner's field_bytes
- * and fields): arena_max is only the last line of defence. */
-static int arena_append(HttpRequest *r, const char *at, size_t len, unsigned status_if_full)
+/* Makes room for len more bytes (see arena_append()). */
+static int arena_grow(HttpRequest *r, size_t len, unsigned status_if_full)
 {
-        if (len > r->arena_size - r->arena_used) {
-                if (len > r->arena_max - r->arena_used)
-                        return fail(r, status_if_full);
-                size_t n = MIN(MAX(r->arena_size * 2, r->arena_used + len), r->arena_max);
-                char *p = realloc(r->arena, n);
-                if (!p)
-                        return fail(r, 500);
-                r->arena = p;
-                r->arena_size = n;
-        }
-        memcpy(r->arena + r->arena_used, at, len);
-        r->arena_used += len;
+        if (len > r->arena_max - r->arena_used)
+                return fail(r, status_if_full);
+        size_t n = MIN(MAX(r->arena_size * 2, r->arena_used + len), r->arena_max);
+        char *p = realloc(r->arena, n);
+        if (!p)
+                return fail(r, 500);
+        r->arena = p;
+        r->arena_size = n;
         return 0;
 }
 
@@ -463,10 +589,13 @@ static int on_url(http_parser *p, const char *at, size_t len)
         HttpRequest *r = request_of(p);
         if (len > r->limits.url_max - r->url_len)
                 return fail(r, 414);
-        /* The scanner stops the target at whitespace and controls; this holds even if it did not. */
-        for (size_t i = 0; i < len; i++)
-                if ((unsigned char) at[i] <= ' ' || at[i] == 0x7f)
-                        return fail(r, 400);
+        /* The bytes are not checked again here, nor a field name's in on_header_field(): the library sees only
+         * bytes the scanner took, and the scanner ends every line at the first byte that breaks its grammar -
+         * a target of visible characters ended by one SP, field names of token characters ended by ':' -
+         * before the library could read it otherwise. So the library's URL is a part of the scanner's target
+         * and its field names are parts of the scanner's names: no whitespace or control in either (which is
+         * what keeps "Content-Length : 5" from framing a body, RFC 9112 5.1). The fuzzers assert both of every
+         * request they complete. */
         if (r->url_len == 0)
                 r->url_off = (uint32_t) r->arena_used;
         if (arena_append(r, at, len, 414) < 0)
@@ -486,29 +615,32 @@ static void finish_value(HttpRequest *r)
                 h->value_len--;
 }
 
+/* Room for one more field: the table doubles, up to limits.headers_max (the caller checked n_headers against
+ * it). */
+static int headers_grow(HttpRequest *r)
+{
+        unsigned n = MIN(r->headers_cap * 2, r->limits.headers_max);
+        HttpHeader *t = reallocarray(r->headers, n, sizeof *t);
+        if (!t)
+                return fail(r, 500);
+        r->headers = t;
+        r->headers_cap = n;
+        return 0;
+}
+
 static int on_header_field(http_parser *p, const char *at, size_t len)
 {
         HttpRequest *r = request_of(p);
-        /* Debian's http-parser is built non-strict and takes a space as part of a field name; RFC 9112 5.1
-         * says whitespace before the colon MUST be rejected (else "Content-Length : 5" frames a body that a
-         * lookup of Content-Length does not see). The scanner stops this first; this holds even if it did
-         * not. */
-        if (memchr(at, ' ', len) || memchr(at, '\t', len))
-                return fail(r, 400);
+        /* Debian's http-parser is built non-strict and would take a space as part of a field name: the scanner
+         * refuses it first (see on_url()). */
         if (r->headers_done)
                 return 0; /* a trailer: accepted, counted by the scanner, ignored */
         if (r->n_headers == 0 || r->in_value) {
                 finish_value(r);
                 if (r->n_headers >= r->limits.headers_max)
                         return fail(r, 431);
-                if (r->n_headers == r->headers_cap) {
-                        unsigned n = MIN(r->headers_cap * 2, r->limits.headers_max);
-                        HttpHeader *t = reallocarray(r->headers, n, sizeof *t);
-                        if (!t)
-                                return fail(r, 500);
-                        r->headers = t;
-                        r->headers_cap = n;
-                }
+                if (r->n_headers == r->headers_cap && headers_grow(r) < 0)
+                        return -1;
                 r->headers[r->n_headers++] = (HttpHeader){ .name_off = (uint32_t) r->arena_used };
                 r->in_value = false;
         }
@@ -536,11 +668,22 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
         return 0;
 }
 
-static bool header_name_is(const HttpRequest *r, const HttpHeader *h, const char *name)
+/* name is lowercase. By hand rather than strncasecmp(): the names are a few bytes long, and every request
+ * compares some (Host at least). */
+static bool header_name_is_n(const HttpRequest *r, const HttpHeader *h, const char *name, size_t n)
 {
-        size_t n = strlen(name);
-        return h->name_len == n && strncasecmp(r->arena + h->name_off, name, n) == 0;
+        const char *a = r->arena + h->name_off;
+
+        if (h->name_len != n)
+                return false;
+        for (size_t i = 0; i < n; i++) {
+                char c = a[i] >= 'A' && a[i] <= 'Z' ? (char) (a[i] + ('a' - 'A')) : a[i];
+                if (c != name[i])
+                        return false;
+        }
+        return true;
 }
+#define header_name_is(r, h, literal) header_name_is_n(r, h, "" literal, STRLEN(literal))
 
 /* Splits off the next element of a comma-separated list (RFC 9110 5.6.1) with its surrounding whitespace
  * trimmed; *p is NULL after the last one. Returns false at the end of the list. */
@@ -664,12 +807,29 @@ static int on_headers_complete(http_parser *p)
 
         if (p->http_major != 1)
                 return fail(r, 505);
+        /* One pass finds the fields that matter here, by length first: most fields compare no bytes at all.
+         * The checks below that walk the fields again run only when theirs is there. */
+        unsigned n_content_length = 0, n_transfer_encoding = 0;
         for (unsigned i = 0; i < r->n_headers; i++) {
-                if (header_name_is(r, &r->headers[i], "host"))
-                        n_host++;
-                else if (header_name_is(r, &r->headers[i], "expect")) {
-                        n_expect++;
-                        expect = &r->headers[i];
+                const HttpHeader *h = &r->headers[i];
+                switch (h->name_len) {
+                case STRLEN("host"):
+                        n_host += header_name_is(r, h, "host");
+                        break;
+                case STRLEN("expect"):
+                        if (header_name_is(r, h, "expect")) {
+                                n_expect++;
+                                expect = h;
+                        }
+                        break;
+                case STRLEN("content-length"):
+                        n_content_length += header_name_is(r, h, "content-length");
+                        break;
+                case STRLEN("transfer-encoding"):
+                        n_transfer_encoding += header_name_is(r, h, "transfer-encoding");
+                        break;
+                default:
+                        break;
                 }
         }
         /* RFC 9112 3.2: an HTTP/1.1 request without Host, or any request with more than one, is a 400; two
@@ -677,8 +837,8 @@ static int on_headers_complete(http_parser *p)
         if (n_host > 1 || (n_host == 0 && p->http_minor >= 1))
                 return fail(r, 400);
 
-        status = check_content_length(r);
-        if (status == 0)
+        status = n_content_length > 0 ? check_content_length(r) : 0;
+        if (status == 0 && n_transfer_encoding > 0)
                 status = check_transfer_encoding(r, &chunked);
         if (status == 400 || status == 501) {
                 /* A 400 outranks a 501: the framing is broken whatever the coding. */
@@ -687,9 +847,7 @@ static int on_headers_complete(http_parser *p)
         /* Both framings at once (RFC 9112 6.3 rule 3 allows ignoring Content-Length, but then a proxy that
          * did not may see another request in our body); Transfer-Encoding in HTTP/1.0, which RFC 9112 6.1
          * says to treat as faulty framing; a body on CONNECT, whose bytes would follow as a tunnel. */
-        bool te = false;
-        for (unsigned i = 0; i < r->n_headers; i++)
-                te = te || header_name_is(r, &r->headers[i], "transfer-encoding");
+        bool te = n_transfer_encoding > 0;
         if (te && (r->has_content_length || p->http_minor == 0))
                 return fail(r, 400);
         if (p->method == HTTP_CONNECT && (te || r->has_content_length))
@@ -764,6 +922,15 @@ static const http_parser_settings settings = {
         .on_url = on_url,
         .on_header_field = on_header_field,
         .on_header_value = on_header_value,
+        .on_headers_complete = on_headers_complete,
+        .on_body = on_body,
+        .on_message_complete = on_message_complete,
+};
+
+/* For a head that framing_scan_head() stored as it scanned it: the library frames and checks the same bytes,
+ * without handing them over a second time. */
+static const http_parser_settings settings_recorded = {
+        .on_message_begin = on_message_begin,
         .on_headers_complete = on_headers_complete,
         .on_body = on_body,
         .on_message_complete = on_message_complete,
@@ -911,9 +1078,12 @@ size_t http_request_feed(HttpRequest *r, const char *data, size_t len)
 
         while (r->state == HTTP_PARSE_INCOMPLETE && off < len) {
                 unsigned status;
-                size_t k = framing_scan(r, data + off, len - off, &status);
+                bool recorded;
+                size_t k = framing_scan(r, data + off, len - off, &status, &recorded);
                 /* Never execute zero bytes: to the library that means the end of the stream. */
-                size_t n = k > 0 ? http_parser_execute(&r->parser, &settings, data + off, k) : 0;
+                size_t n = k > 0 ? http_parser_execute(&r->parser, recorded ? &settings_recorded : &settings,
+                                                       data + off, k)
+                                 : 0;
                 enum http_errno e = HTTP_PARSER_ERRNO(&r->parser);
 
                 if (e != HPE_OK && e != HPE_PAUSED) {
@@ -1039,8 +1209,23 @@ int http_target_decode_path(const char *url, size_t url_len, char *out, size_t o
         }
 
         /* The path ends at '?' (the query) or '#' (a fragment, which clients should not send at all). One
-         * pass finds the end and decodes: a "%XX" never spans it, as neither '?' nor '#' is a hex digit. */
+         * pass finds the end and decodes: a "%XX" never spans it, as neither '?' nor '#' is a hex digit. A
+         * run of bytes that are none of '?', '#', '%' and NUL - most paths entirely - is copied as it is. */
         for (; p < end && *p != '?' && *p != '#'; p++) {
+                static const bool special[256] = { ['\0'] = true, ['?'] = true, ['#'] = true, ['%'] = true };
+                const char *run = p;
+                while (run < end && !special[(unsigned char) *run])
+                        run++;
+                if (run > p) {
+                        size_t n = (size_t) (run - p);
+                        if (n >= out_size - o) /* as the byte-by-byte check below would find at its last byte */
+                                return -ENAMETOOLONG;
+                        memcpy(out + o, p, n);
+                        o += n;
+                        p = run;
+                        if (p == end || *p == '?' || *p == '#')
+                                break;
+                }
                 char c = *p;
                 if (c == '%') {
                         int hi, lo;
@@ -1415,10 +1600,19 @@ int http_format_head(const HttpResponseHead *h, char *buf, size_t size)
         if (size == 0)
                 return -ENOBUFS;
 
-        ok = head_puts(&b, h->minor_version ? "HTTP/1.1 " : "HTTP/1.0 ") && head_putu(&b, h->status) &&
-             head_put(&b, " ", 1) && head_puts(&b, http_status_reason(h->status)) && head_put(&b, "\r\n", 2);
+        ok = head_puts(&b, h->minor_version ? "HTTP/1.1 " : "HTTP/1.0 ");
+        if (ok && h->status >= 100 && h->status <= 999) {
+                /* Every status is three digits (RFC 9110 15): no general number formatting. */
+                char d[4] = { (char) ('0' + h->status / 100), (char) ('0' + h->status / 10 % 10),
+                              (char) ('0' + h->status % 10), ' ' };
+                ok = head_put(&b, d, sizeof d);
+        } else if (ok)
+                ok = head_putu(&b, h->status) && head_put(&b, " ", 1);
+        ok = ok && head_puts(&b, http_status_reason(h->status)) && head_put(&b, "\r\n", 2);
         if (ok && h->server)
-                ok = head_field(&b, "Server: ", h->server);
+                ok = head_puts(&b, "Server: ") &&
+                     head_put(&b, h->server, h->server_len ? h->server_len : strlen(h->server)) &&
+                     head_put(&b, "\r\n", 2);
         if (ok && h->date)
                 ok = head_field(&b, "Date: ", h->date);
         if (ok && h->content_type)
@@ -1444,7 +1638,8 @@ int http_format_head(const HttpResponseHead *h, char *buf, size_t size)
         if (ok && h->allow)
                 ok = head_field(&b, "Allow: ", h->allow);
         if (ok && h->extra_headers)
-                ok = head_puts(&b, h->extra_headers);
+                ok = head_put(&b, h->extra_headers,
+                              h->extra_headers_len ? h->extra_headers_len : strlen(h->extra_headers));
         if (ok && !h->keep_alive)
                 ok = head_puts(&b, "Connection: close\r\n");
         else if (ok && h->minor_version == 0)

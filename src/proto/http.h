@@ -169,6 +169,7 @@ typedef struct HttpResponseHead {
         const char *content_type;  /* may be NULL */
         const char *date;          /* preformatted IMF-fixdate, may be NULL */
         const char *server;        /* NULL: no Server header */
+        size_t server_len;         /* strlen(server) if the caller knows it, else 0: then it is measured */
         time_t last_modified;      /* 0: none */
         const char *etag;          /* the complete entity-tag, quotes included; may be NULL */
         bool accept_ranges;        /* "Accept-Ranges: bytes" */
@@ -176,6 +177,7 @@ typedef struct HttpResponseHead {
         const char *location;      /* may be NULL */
         const char *allow;         /* may be NULL */
         const char *extra_headers; /* preformatted "Name: value\r\n" lines, may be NULL */
+        size_t extra_headers_len;  /* strlen(extra_headers) if the caller knows it, else 0: then it is measured */
         /* The caller built extra_headers only from checked lines (a drover_response's block, see request.h):
          * it is not checked again. */
         bool extra_headers_checked;

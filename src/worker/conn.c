@@ -159,6 +159,8 @@ void conn_accept(Worker *w, int fd, Protocol protocol, const struct sockaddr *pe
         c->close_after = false;
         c->continue_sent = false;
         c->head_only = false;
+        c->body_in_head = false;
+        c->head_cache = NULL;
         c->requests = 0;
         c->rpos = c->rlen = 0;
         c->rbuf = w->rbuf;
@@ -284,31 +286,60 @@ static int conn_frame_response(Conn *c, bool keep_alive)
         drover_response *resp = &c->resp;
         uint64_t body_len = response_body_length(resp);
         bool no_body = resp->status == 304 || resp->status == 204;
-        size_t need = resp->headers_len + 512 + w->server_len;
+        /* A small body from memory is copied behind the head (see conn_flush()): room for it too. */
+        bool body_in_head = !no_body && !c->head_only && resp->fd < 0 && body_len > 0 &&
+                            body_len <= CONN_BODY_IN_HEAD_MAX;
+        size_t need = resp->headers_len + 512 + w->server_len + (body_in_head ? (size_t) body_len : 0);
         int n, r;
 
         r = conn_head_reserve(c, need);
         if (r < 0)
                 return r;
 
+        StaticHeadCache *hc = c->head_cache;
+        c->head_cache = NULL;
         if (c->protocol == PROTOCOL_HTTP) {
                 const HttpRequest *req = &c->req.http;
                 /* Before the initializer, whose order of evaluation is unspecified: it sets date_checked. */
                 const char *date = worker_date(w);
+                unsigned minor_version = req->parser.http_major == 1 && req->parser.http_minor == 0 ? 0 : 1;
+                /* A plain 200 of a cached file on a keep-alive HTTP/1.1 connection: its head is a function of
+                 * the entry (its header lines and size), this worker's Server and the second of the Date - the
+                 * same bytes for every such response within a second, formatted once and kept with the entry.
+                 * Built from checked fields only, as any head is. */
+                bool cacheable = hc && resp->status == 200 && keep_alive && minor_version == 1 && !c->head_only &&
+                                 w->server_checked && w->date_checked;
+                if (cacheable && hc->head && hc->date == w->date_time &&
+                    hc->len + (body_in_head ? (size_t) body_len : 0) <= c->head_cap) {
+                        memcpy(c->head, hc->head, hc->len);
+                        n = (int) hc->len;
+                        goto framed;
+                }
                 HttpResponseHead h = {
                         .status = resp->status,
-                        .minor_version = req->parser.http_major == 1 && req->parser.http_minor == 0 ? 0 : 1,
+                        .minor_version = minor_version,
                         .keep_alive = keep_alive,
                         .has_body_length = !no_body,
                         .content_length = body_len,
                         .content_type = response_default_content_type(resp),
                         .date = date,
                         .server = w->server,
+                        .server_len = w->server_len,
                         .extra_headers = resp->headers && resp->headers_len ? resp->headers : NULL,
+                        .extra_headers_len = resp->headers_len,
                         .extra_headers_checked = true, /* see drover_response.headers */
                         .server_date_checked = w->server_checked && w->date_checked,
                 };
                 n = http_format_head(&h, c->head, c->head_cap);
+                if (cacheable && n > 0) {
+                        char *p = realloc(hc->head, (size_t) n);
+                        if (p) {
+                                memcpy(p, c->head, (size_t) n);
+                                hc->head = p;
+                                hc->len = (size_t) n;
+                                hc->date = w->date_time;
+                        }
+                }
         } else
                 n = scgi_format_response_head(resp->status, response_default_content_type(resp),
                                               no_body ? UINT64_MAX : body_len,
@@ -317,12 +348,20 @@ static int conn_frame_response(Conn *c, bool keep_alive)
         if (n < 0)
                 return n;
 
+framed:
         c->head_len = (size_t) n;
         c->head_off = 0;
         c->head_only = c->head_only || no_body;
         if (c->head_only)
                 /* HEAD and 304: the head announces what GET would send; nothing of it goes out. */
                 response_drop_body(resp);
+        c->body_in_head = body_in_head;
+        if (body_in_head) {
+                /* The formatted head plus the body fit what was reserved: need counts the body in full, and
+                 * the head never takes more than the rest (http_format_head() fails with -ENOBUFS first). */
+                memcpy(c->head + c->head_len, resp->ext ? resp->ext : resp->body, (size_t) body_len);
+                c->head_len += (size_t) body_len;
+        }
         c->body_off = 0;
         c->file_off = resp->fd >= 0 ? resp->fd_offset : 0;
         c->file_end = resp->fd >= 0 ? resp->fd_offset + resp->fd_length : 0;
@@ -457,7 +496,8 @@ static unsigned conn_build_request(Conn *c, drover_request *req, char *addr_buf)
                         req->query_len = ql;
                 }
         }
-        req->head = strcmp(req->method, "HEAD") == 0;
+        req->head = c->protocol == PROTOCOL_HTTP ? http_request_method(&c->req.http) == HTTP_HEAD
+                                                 : strcmp(req->method, "HEAD") == 0;
         return 0;
 }
 
@@ -491,6 +531,7 @@ static void conn_serve_static(Conn *c, const drover_request *req)
         StaticConditions cond;
         StaticDecision d;
         char date[30];
+        bool plain_200 = false;
 
         if (!req->head && strcmp(req->method, "GET") != 0) {
                 resp->status = 405;
@@ -516,10 +557,11 @@ static void conn_serve_static(Conn *c, const drover_request *req)
                         (void) drover_response_add_header(resp, "Content-Range", d.content_range);
                 return static_result_release(&res);
         }
-        if (d.status == 200 && res.headers_200 && d.last_modified == res.mtime)
+        if (d.status == 200 && res.headers_200 && d.last_modified == res.mtime) {
                 /* The cache entry's lines, checked when it was made: the same as those below. */
-                (void) response_add_checked_headers(resp, res.headers_200, res.headers_200_len, true);
-        else {
+                plain_200 = response_add_checked_headers(resp, res.headers_200, res.headers_200_len, true) >= 0 &&
+                            resp->headers_len == res.headers_200_len;
+        } else {
                 if (d.status != 304)
                         (void) drover_response_add_header(resp, "Content-Type", res.content_type);
                 if (d.last_modified > 0) {
@@ -552,6 +594,8 @@ static void conn_serve_static(Conn *c, const drover_request *req)
                 resp->fd_length = d.length;
         }
         resp->release = conn_release_cache_entry;
+        /* The entry's head slot, with the entry pinned until the response is framed and sent. */
+        c->head_cache = plain_200 ? res.head_cache : NULL;
         resp->release_data = TAKE_PTR(res.entry);
 }
 
@@ -571,7 +615,9 @@ static void conn_handle(Conn *c)
         else
                 keep_alive = false; /* SCGI: one request per connection */
 
-        response_reset(&c->resp);
+        /* c->resp is empty here, with no reset of our own: a connection reads only after conn_accept() or
+         * conn_response_done(), and both reset it. */
+        c->head_cache = NULL;
         status = conn_build_request(c, &req, addr);
         if (status != 0)
                 return conn_respond_error(c, status, false);
@@ -641,7 +687,7 @@ static int conn_flush(Conn *c)
 {
         drover_response *resp = &c->resp;
         const char *body = resp->ext ? resp->ext : resp->body;
-        size_t body_len = resp->ext ? resp->ext_len : resp->body_len;
+        size_t body_len = c->body_in_head ? 0 : resp->ext ? resp->ext_len : resp->body_len;
         int more = resp->fd >= 0 || conn_fin_with_response(c) ? MSG_MORE : 0;
 
         if (!c->nodelay && (c->requests > 1 || resp->fd >= 0 || c->head_off > 0 || c->body_off > 0 ||
@@ -655,7 +701,10 @@ static int conn_flush(Conn *c)
                 if (c->body_off < body_len)
                         iov[n_iov++] = (struct iovec){ (char *) body + c->body_off, body_len - c->body_off };
                 struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t) n_iov };
-                ssize_t n = sendmsg(c->watch.fd, &mh, MSG_NOSIGNAL | more);
+                /* One buffer (a head, with a small body behind it): send(), for which the kernel copies in
+                 * no msghdr and no iovec array. */
+                ssize_t n = n_iov == 1 ? send(c->watch.fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL | more)
+                                       : sendmsg(c->watch.fd, &mh, MSG_NOSIGNAL | more);
                 if (n < 0)
                         return errno == EAGAIN ? 0 : negative_errno();
                 size_t k = (size_t) n, h = MIN(k, c->head_len - c->head_off);
@@ -808,7 +857,9 @@ static void conn_run(Conn *c)
                         conn_arm_read_timer(c);
                         return;
                 }
-                ssize_t n = read(c->watch.fd, c->rbuf, CONN_READ_BUFFER);
+                /* recv() rather than read(): the same on a socket, without the VFS layers read() goes
+                 * through first (file permission hooks, fsnotify). */
+                ssize_t n = recv(c->watch.fd, c->rbuf, CONN_READ_BUFFER, 0);
                 if (n > 0) {
                         c->rlen = (size_t) n;
                         /* A short read drained the socket: the next edge will tell us about more, except the

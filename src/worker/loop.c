@@ -74,6 +74,7 @@ void timer_arm(Loop *l, TimerQueue *q, TimerEntry *e)
 {
         timer_disarm(e);
         e->deadline_ms = l->now_ms + q->duration_ms;
+        l->earliest_ms = MIN(l->earliest_ms, e->deadline_ms);
         e->queue = q;
         e->prev = q->tail;
         e->next = NULL;
@@ -90,6 +91,7 @@ static int next_timeout(Loop *l)
         for (unsigned i = 0; i < l->n_queues; i++)
                 if (l->queues[i]->head)
                         earliest = MIN(earliest, l->queues[i]->head->deadline_ms);
+        l->earliest_ms = earliest;
         if (earliest == UINT64_MAX)
                 return -1;
         if (earliest <= l->now_ms)
@@ -100,6 +102,10 @@ static int next_timeout(Loop *l)
 
 static void expire_timers(Loop *l)
 {
+        /* Most batches (a request answered, a connection accepted) come long before any deadline: then there
+         * is no queue to look at. */
+        if (l->now_ms < l->earliest_ms)
+                return;
         for (unsigned i = 0; i < l->n_queues; i++) {
                 TimerQueue *q = l->queues[i];
                 while (q->head && q->head->deadline_ms <= l->now_ms) {

@@ -46,6 +46,9 @@ struct Loop {
         int epoll_fd;
         bool quit;
         uint64_t now_ms;
+        /* No armed timer's deadline is earlier: exact after next_timeout(), lowered by timer_arm(), and only
+         * ever too early after a disarm. A batch whose now is before it has no timer to expire. */
+        uint64_t earliest_ms;
         TimerQueue *queues[LOOP_MAX_QUEUES];
         unsigned n_queues;
         /* Called after each batch of events and timers: objects closed during a batch are released here, so

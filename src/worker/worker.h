@@ -22,6 +22,7 @@
 #define STATS_SCAN_MARGIN 16    /* records scanned past the highest one seen in use (worker.c) */
 #define CONN_READ_BUFFER 4096
 #define CONN_HEAD_INITIAL 1024
+#define CONN_BODY_IN_HEAD_MAX 2048 /* a body from memory up to this is sent in one buffer with its head */
 #define CONN_FREE_KEEP 16 /* closed connection objects (with their buffers) kept for reuse */
 #define IDLE_TRIM_MS 1000U /* a worker without connections this long gives its free memory back */
 
@@ -66,6 +67,9 @@ typedef struct Conn {
         bool close_after;        /* close once the current response is sent */
         bool continue_sent;      /* "100 Continue" sent for the current request */
         bool head_only;          /* the current response has no body on the wire (HEAD, 304) */
+        bool body_in_head;       /* the current response's body was copied behind its head */
+        StaticHeadCache *head_cache; /* the current response is a plain 200 of this cache entry (see
+                                      * conn_frame_response()); NULL otherwise */
         unsigned requests;       /* answered on this connection */
 
         union {

@@ -510,6 +510,40 @@ class OpenFileCacheTest(DroverTestCase):
         self.assertEqual(d.get("/plain.txt", headers={"If-None-Match": old_tag}).status, 200)
         self.assertEqual(d.get("/plain.txt", headers={"If-None-Match": r.header("ETag")}).status, 304)
 
+    def test_cached_heads_are_the_formatted_ones(self):
+        # A plain 200 on a keep-alive HTTP/1.1 connection reuses the head formatted for its cache entry within
+        # the second of its Date. A HEAD is always formatted afresh: within one second the two heads must be
+        # the same bytes, and the next second must bring a new Date.
+        d = self.start_cached(window="1h")
+        body = self.file_data("plain.txt")
+        c = d.connect()
+
+        def same_second():
+            for _ in range(20):  # each try takes far less than a second; a try that straddles one is retried
+                first, cached, fresh = (c.request("GET", "/plain.txt"), c.request("GET", "/plain.txt"),
+                                        c.request("HEAD", "/plain.txt"))
+                if first.header("Date") == cached.header("Date") == fresh.header("Date"):
+                    return first, cached, fresh
+            self.fail("20 tries, each across a second boundary")
+
+        first, cached, fresh = same_second()
+        self.assertEqual((cached.status, cached.body, first.body), (200, body, body))
+        self.assertEqual(cached.headers, fresh.headers)
+        self.assertEqual(first.headers, fresh.headers)
+        self.assertIsNone(cached.header("Connection"))
+        date = cached.header("Date")
+        time.sleep(1.1)
+        first, cached, fresh = same_second()
+        self.assertNotEqual(cached.header("Date"), date)
+        self.assertEqual(cached.headers, fresh.headers)
+        self.assertEqual(cached.body, body)
+        # Not from that head: HTTP/1.0 keep-alive, and a request that closes.
+        r = c.request("GET", "/plain.txt", headers={"Connection": "keep-alive"}, version="HTTP/1.0")
+        self.assertEqual((r.version, r.header("Connection"), r.body), ("HTTP/1.0", "keep-alive", body))
+        r = c.request("GET", "/plain.txt", headers={"Connection": "close"})
+        self.assertEqual((r.header("Connection"), r.body), ("close", body))
+        self.assertTrue(c.closed_by_peer())
+
     def test_in_place_rewrite_is_seen_after_the_window(self):
         # Same inode, same size: only the mtime (and ctime) tell.
         d = self.start_cached()

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -374,6 +375,100 @@ static void test_split_at_every_offset(void **state)
                 assert_int_equal(r->n_headers, 2);
                 assert_header(r, "host", "h.example");
                 assert_header(r, "user-agent", "test/1.0");
+        }
+}
+
+/* Everything a feed leaves behind that the caller or the next feed can see. */
+static void assert_same_outcome(const HttpRequest *a, size_t na, const HttpRequest *b, size_t nb, const char *what)
+{
+        if (na != nb || a->state != b->state || a->error_status != b->error_status)
+                fail_msg("%s: consumed %zu/%zu, state %d/%d, status %u/%u", what, na, nb, (int) a->state,
+                         (int) b->state, a->error_status, b->error_status);
+        /* After an error the scanner may have looked further ahead than the library took: only what the
+         * caller sees, above, counts then. */
+        if (a->state == HTTP_PARSE_ERROR)
+                return;
+        if (a->framing.state != b->framing.state || a->framing.pos != b->framing.pos)
+                fail_msg("%s: framing state %u/%u, pos %u/%u", what, a->framing.state, b->framing.state,
+                         a->framing.pos, b->framing.pos);
+        assert_int_equal(a->framing.pos, b->framing.pos);
+        assert_int_equal(a->framing.empty_lines, b->framing.empty_lines);
+        assert_int_equal(a->framing.fields, b->framing.fields);
+        assert_int_equal(a->framing.line_bytes, b->framing.line_bytes);
+        assert_int_equal(a->framing.field_bytes, b->framing.field_bytes);
+        assert_int_equal(a->started, b->started);
+        assert_int_equal(a->n_headers, b->n_headers);
+        assert_int_equal(a->url_len, b->url_len);
+        assert_int_equal(a->arena_used, b->arena_used);
+        assert_memory_equal(a->arena + a->url_off, b->arena + b->url_off, a->url_len);
+        for (unsigned i = 0; i < a->n_headers; i++) {
+                const char *an, *av, *bn, *bv;
+                size_t anl, avl, bnl, bvl;
+                assert_int_equal(http_request_header_at(a, i, &an, &anl, &av, &avl), 0);
+                assert_int_equal(http_request_header_at(b, i, &bn, &bnl, &bv, &bvl), 0);
+                assert_int_equal(anl, bnl);
+                assert_int_equal(avl, bvl);
+                assert_memory_equal(an, bn, anl);
+                assert_memory_equal(av, bv, avl);
+        }
+}
+
+/* A head whole in one feed takes the scanner's line-at-a-time shortcut; fed a byte at a time it goes through
+ * the state machine. Both must end the same, at every limit around each head's own sizes: the same bytes
+ * consumed, the same status at the same byte, the same counts and fields. */
+static void test_whole_head_as_byte_by_byte(void **state)
+{
+        static const char *const heads[] = {
+                "GET /1k.bin HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n",
+                "GET /a?b=c HTTP/1.1\r\nHost: h\r\nUser-Agent: a\tb c/1.0  \r\nAccept: */*\r\n\r\nGET / HT",
+                "GET / HTTP/1.1\r\nHost: h\r\nX:\r\nY: \x80\xff\r\n\r\n",
+                "GET / HTTP/1.1\nHost: h\n\n",
+                "GET / HTTP/1.1\r\nHost: h\n\r\n",
+                "\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n",
+                "GET / HTTP/1.0\r\n\r\n",
+                "GET / HTTP/1.1\r\nHost: h\r\n",
+                "GET / HTTP/1.1\r\nHost: h\r\n\r",
+                "GET / HTTP/1.1\r\nHost : h\r\n\r\n",
+                "GET / HTTP/1.1\r\n Host: h\r\n\r\n",
+                "GET / HTTP/1.1\r\nHost: h\r\n x\r\n\r\n",
+                "GET / HTTP/1.1\r\nHost: a\x01z\r\n\r\n",
+                "GET / HTTP/1.1\r\nHost: a\x7fz\r\n\r\n",
+                "GET / HTTP/1.1\r\nHost: a\rz\r\n\r\n",
+                "GET  / HTTP/1.1\r\nHost: h\r\n\r\n",
+                "GET /\t HTTP/1.1\r\nHost: h\r\n\r\n",
+                "GET / HTTP/1.x\r\nHost: h\r\n\r\n",
+                "GET / HTTP/1.1 \r\nHost: h\r\n\r\n",
+                "GET / HTTP/2.0\r\nHost: h\r\n\r\n",
+                "G(T / HTTP/1.1\r\nHost: h\r\n\r\n",
+                "BREW / HTTP/1.1\r\nHost: h\r\n\r\n",
+                "POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabcGET",
+                "POST /p HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+                "GET / HTTP/1.1\r\nHost: h\r\nHost: i\r\n\r\n",
+        };
+        const HttpLimits d = HTTP_LIMITS_DEFAULT;
+        HttpRequest a, b;
+
+        for (size_t k = 0; k < ELEMENTSOF(heads); k++) {
+                size_t len = strlen(heads[k]);
+                for (size_t url_max = 1; url_max <= 13; url_max++)
+                        for (size_t hb = 1; hb <= 96; hb++)
+                                for (unsigned hm = 1; hm <= 4; hm++) {
+                                        HttpLimits l = { url_max == 13 ? d.url_max : url_max,
+                                                         hb == 96 ? d.header_bytes_max : hb, hm, 16 };
+                                        size_t na, nb = 0;
+                                        char what[64];
+
+                                        assert_int_equal(http_request_init(&a, &l), 0);
+                                        assert_int_equal(http_request_init(&b, &l), 0);
+                                        na = http_request_feed(&a, heads[k], len);
+                                        while (nb < len && b.state == HTTP_PARSE_INCOMPLETE)
+                                                nb += http_request_feed(&b, heads[k] + nb, 1);
+                                        snprintf(what, sizeof what, "head %zu, limits %zu/%zu/%u", k, url_max, hb,
+                                                 hm);
+                                        assert_same_outcome(&a, na, &b, nb, what);
+                                        http_request_free(&a);
+                                        http_request_free(&b);
+                                }
         }
 }
 
@@ -1001,6 +1096,53 @@ static void test_decode_absolute_form_query_without_path(void **state)
         assert_decodes("http://h#f/x", "/", 12);
 }
 
+/* Runs of plain bytes are copied whole: at every output size the result is what decoding one byte at a time
+ * gives (this oracle, for origin-form targets): the first byte that is malformed or does not fit decides. */
+static void test_decode_runs_at_every_size(void **state)
+{
+        static const char *const urls[] = { "/1k.bin", "/a%2Fb%41c/d", "/ab%00c", "/ab%4", "/x%zz", "/p/q?r#s",
+                                            "/a#b", "/%41%42%43", "/abcdefgh%20ijklmnop" };
+
+        for (size_t k = 0; k < ELEMENTSOF(urls); k++)
+                for (size_t size = 0; size <= 24; size++) {
+                        const char *u = urls[k], *p = u, *end = u + strlen(u);
+                        char expected[32];
+                        size_t o = 0;
+                        int r = 0;
+
+                        for (; p < end && *p != '?' && *p != '#'; p++) {
+                                char c = *p;
+                                if (c == '%') {
+                                        unsigned v;
+                                        if (end - p < 3 || sscanf(p + 1, "%2x", &v) != 1 || !isxdigit(p[1]) ||
+                                            !isxdigit(p[2])) {
+                                                r = -EINVAL;
+                                                break;
+                                        }
+                                        c = (char) v;
+                                        p += 2;
+                                }
+                                if (c == '\0') {
+                                        r = -EINVAL;
+                                        break;
+                                }
+                                if (o + 1 >= size) {
+                                        r = -ENAMETOOLONG;
+                                        break;
+                                }
+                                expected[o++] = c;
+                        }
+                        Decoded d = decode(u, size);
+                        if (r < 0) {
+                                assert_int_equal(d.r, r);
+                                continue;
+                        }
+                        expected[o] = '\0';
+                        assert_int_equal(d.r, (int) o);
+                        assert_string_equal(d.out, expected);
+                }
+}
+
 static void test_decode_too_long(void **state)
 {
         Decoded d;
@@ -1074,6 +1216,33 @@ static void test_format_head_full(void **state)
         int n = http_format_head(&h, buf, sizeof buf);
         assert_int_equal(n, strlen(expected));
         assert_string_equal(buf, expected);
+}
+
+/* The status line at every status, the Server and extra lines with their lengths given or measured: the same
+ * bytes as printf() makes. */
+static void test_format_head_status_and_lengths(void **state)
+{
+        static const unsigned statuses[] = { 0, 1, 42, 99, 100, 200, 204, 404, 505, 599, 999, 1000, 65535 };
+        static const char extra[] = "ETag: \"x\"\r\nX-A: b\r\n";
+        char buf[512], expected[512];
+
+        for (size_t i = 0; i < ELEMENTSOF(statuses); i++)
+                for (int given = 0; given < 2; given++) {
+                        HttpResponseHead h = { .status = statuses[i],
+                                               .minor_version = 1,
+                                               .keep_alive = true,
+                                               .server = "drover/1",
+                                               .server_len = given ? 8 : 0,
+                                               .extra_headers = extra,
+                                               .extra_headers_len = given ? STRLEN(extra) : 0 };
+                        int n = snprintf(expected, sizeof expected, "HTTP/1.1 %u %s\r\nServer: drover/1\r\n%s\r\n",
+                                         statuses[i], http_status_reason(statuses[i]), extra);
+                        assert_int_equal(http_format_head(&h, buf, sizeof buf), n);
+                        assert_string_equal(buf, expected);
+                        /* And where it does not fit, at every size. */
+                        for (size_t size = 0; size < (size_t) n + 1; size++)
+                                assert_int_equal(http_format_head(&h, buf, size), -ENOBUFS);
+                }
 }
 
 static void test_format_head_numbers(void **state)
@@ -2432,6 +2601,7 @@ int main(void)
                 REQ_TEST(test_expect_continue),
                 REQ_TEST(test_pipelined_bodies),
                 REQ_TEST(test_keep_alive_round_trip),
+                cmocka_unit_test(test_whole_head_as_byte_by_byte),
                 cmocka_unit_test(test_limits_check),
                 cmocka_unit_test(test_init_free),
                 cmocka_unit_test(test_status_reason),
@@ -2442,6 +2612,7 @@ int main(void)
                 cmocka_unit_test(test_decode_absolute_form),
                 cmocka_unit_test(test_decode_absolute_form_query_without_path),
                 cmocka_unit_test(test_decode_too_long),
+                cmocka_unit_test(test_decode_runs_at_every_size),
                 cmocka_unit_test(test_format_head_full),
                 cmocka_unit_test(test_format_head_minimal),
                 cmocka_unit_test(test_format_head_connection),
@@ -2450,6 +2621,7 @@ int main(void)
                 cmocka_unit_test(test_format_head_extra_fields),
                 cmocka_unit_test(test_format_head_rejects_injection),
                 cmocka_unit_test(test_format_head_numbers),
+                cmocka_unit_test(test_format_head_status_and_lengths),
                 cmocka_unit_test(test_path_normalize),
                 cmocka_unit_test(test_parse_date_three_forms),
                 cmocka_unit_test(test_parse_date_round_trip),
