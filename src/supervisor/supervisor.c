@@ -552,7 +552,9 @@ static int on_child_exit(sd_event_source *src, const siginfo_t *si, void *userda
  * At start-up the first built-in worker starts alone and the others once it is ready (or gone): under socket
  * activation a client is already waiting, and the first worker serves it sooner without the others' exec and
  * dynamic linking competing for the CPU (-w 2: ~15 ms to the first byte instead of ~21, as with -w 1). A
- * built-in worker is ready within milliseconds; exec workers may take their time, so they all start at once.
+ * built-in worker says READY=1 only after serving what was already waiting (worker_main()), so that client
+ * does not wait for the others either. A built-in worker is ready within milliseconds; exec workers may take
+ * their time, so they all start at once.
  */
 static void slots_start_rest(Supervisor *s)
 {
