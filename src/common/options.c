@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/macro.h"
 #include "common/options.h"
@@ -742,6 +743,16 @@ int options_load(const OptionsSource *src, Options *ret, OptionsErrors *errors)
         if (cmdline_exec) {
                 o.exec_argv = cmdline_exec;
                 o.exec_origin = NULL;
+        }
+
+        /* Only when it is needed: sysconf() reads /sys/devices/system/cpu/online (and faults in its buffers), a
+         * cost for nothing to a supervisor given -w and to every worker, which has no use for the pool's size
+         * (and is not told it). */
+        if (o.workers == 0 && o.worker_mode)
+                o.workers = 1;
+        else if (o.workers == 0) {
+                long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+                o.workers = (unsigned) (cpus < 1 ? 1 : cpus > WORKERS_MAX ? WORKERS_MAX : cpus);
         }
 
         /* The pool's bounds: -w N alone is a fixed pool of N; a bound given alone takes -w (or the default) as

@@ -115,7 +115,7 @@ typedef struct OptionsErrors {
 typedef struct OptionsSource {
         int argc;
         char **argv;
-        unsigned default_workers;
+        unsigned default_workers;   /* 0: the online CPUs, looked up only if no workers option is given */
         const char *default_config; /* used if it exists and no --config was given; NULL: none */
 } OptionsSource;
 
