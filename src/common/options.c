@@ -148,6 +148,15 @@ typedef struct LoadState {
         bool min_set, max_set;
 } LoadState;
 
+void options_errors_reset(OptionsErrors *e)
+{
+        /* Not a zeroed copy: only what is read. The text is 16 KiB that would be faulted in for nothing. */
+        e->n = 0;
+        e->truncated = false;
+        e->len = 0;
+        e->text[0] = '\0';
+}
+
 void options_error(OptionsErrors *e, const char *format, ...)
 {
         char msg[4608];
@@ -677,11 +686,7 @@ int options_load(const OptionsSource *src, Options *ret, OptionsErrors *errors)
         char lbuf[64];
         int c, r = 0;
 
-        /* Not a zeroed copy: only what is read. The text is 16 KiB that would be faulted in for nothing. */
-        errors->n = 0;
-        errors->truncated = false;
-        errors->len = 0;
-        errors->text[0] = '\0';
+        options_errors_reset(errors);
         args = calloc((size_t) argc + 1, sizeof *args);
         if (!args) {
                 options_error(errors, "out of memory");

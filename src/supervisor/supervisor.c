@@ -1728,7 +1728,7 @@ int supervisor_main(Options *o, const OptionsSource *source)
 
         /* Everything that can be checked before forking: a bad root, module or command is a config error, not
          * a crash loop. */
-        errors = (OptionsErrors){};
+        options_errors_reset(&errors);
         if (supervisor_check(o, &errors) < 0) {
                 log_problems(&errors, "");
                 options_done(o);
