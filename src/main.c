@@ -34,7 +34,6 @@ static void options_freep(Options **o)
 int main(int argc, char *argv[])
 {
         static OptionsErrors errors; /* large: keep it off the stack */
-        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
         /* The supervisor re-reads the same source on SIGHUP: it must live as long as the process. */
         static OptionsSource src;
         _cleanup_(options_freep) Options *o = NULL;
@@ -43,7 +42,7 @@ int main(int argc, char *argv[])
         src = (OptionsSource){
                 .argc = argc,
                 .argv = argv,
-                .default_workers = (unsigned) (cpus < 1 ? 1 : cpus > WORKERS_MAX ? WORKERS_MAX : cpus),
+                .default_workers = 0, /* the online CPUs, if no workers option says otherwise */
                 .default_config = DROVER_CONFIG_FILE,
         };
         o = calloc(1, sizeof *o); /* large, and the supervisor takes it over */

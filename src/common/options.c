@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/macro.h"
 #include "common/options.h"
@@ -151,6 +152,15 @@ typedef struct LoadState {
         const char *accept_arg, *accept_origin, *min_origin, *max_origin;
         bool min_set, max_set;
 } LoadState;
+
+void options_errors_reset(OptionsErrors *e)
+{
+        /* Not a zeroed copy: only what is read. The text is 16 KiB that would be faulted in for nothing. */
+        e->n = 0;
+        e->truncated = false;
+        e->len = 0;
+        e->text[0] = '\0';
+}
 
 void options_error(OptionsErrors *e, const char *format, ...)
 {
@@ -659,7 +669,11 @@ int options_load(const OptionsSource *src, Options *ret, OptionsErrors *errors)
 {
         int argc = src->argc;
         char **argv = src->argv;
-        Options o = {
+        /* Built in place: as a local copied out at the end, its 16 KiB (mostly the table of --listen addresses)
+         * cost the stack's pages and ret's, page faults at every start of every process. */
+        Options *o = ret;
+
+        *o = (Options){
                 .workers = src->default_workers,
                 .worker_idle_timeout_usec = WORKER_IDLE_TIMEOUT_DEFAULT_USEC,
                 .worker_watchdog_usec = WORKER_WATCHDOG_DEFAULT_USEC,
@@ -677,7 +691,7 @@ int options_load(const OptionsSource *src, Options *ret, OptionsErrors *errors)
                 .keepalive_requests = KEEPALIVE_REQUESTS_DEFAULT,
                 .server_header = "drover",
         };
-        LoadState st = { .o = &o, .errors = errors };
+        LoadState st = { .o = o, .errors = errors };
         _cleanup_free_ CommandArg *args = NULL;
         const char *last_value = NULL, *config = NULL;
         char **cmdline_exec = NULL;
@@ -686,11 +700,10 @@ int options_load(const OptionsSource *src, Options *ret, OptionsErrors *errors)
         char lbuf[64];
         int c, r = 0;
 
-        *errors = (OptionsErrors){};
+        options_errors_reset(errors);
         args = calloc((size_t) argc + 1, sizeof *args);
         if (!args) {
                 options_error(errors, "out of memory");
-                *ret = o;
                 return -ENOMEM;
         }
 
@@ -703,7 +716,6 @@ int options_load(const OptionsSource *src, Options *ret, OptionsErrors *errors)
                 switch (c) {
                 case ':':
                         options_error(errors, "option '%s' requires a value", argv[optind - 1]);
-                        *ret = o;
                         return -EINVAL;
                 case '?': {
                         const char *arg = argv[optind - 1];
@@ -713,7 +725,6 @@ int options_load(const OptionsSource *src, Options *ret, OptionsErrors *errors)
                                 for (const struct option *lo = long_options; lo->name; lo++)
                                         if (strlen(lo->name) == n && strneq(arg + 2, lo->name, n)) {
                                                 options_error(errors, "option '--%s' does not take a value", lo->name);
-                                                *ret = o;
                                                 return -EINVAL;
                                         }
                                 options_error(errors, "unknown option '%.*s'", (int) (n + 2), arg);
@@ -721,7 +732,6 @@ int options_load(const OptionsSource *src, Options *ret, OptionsErrors *errors)
                                 options_error(errors, "unknown option '-%c'", optopt);
                         else
                                 options_error(errors, "unknown option '%s'", arg);
-                        *ret = o;
                         return -EINVAL;
                 }
                 default:
@@ -737,7 +747,6 @@ int options_load(const OptionsSource *src, Options *ret, OptionsErrors *errors)
                  * that was the value of the option before it ("-r --") is not the separator. */
                 if (!streq(argv[optind - 1], "--") || argv[optind - 1] == last_value) {
                         options_error(errors, "unexpected argument '%s' (a COMMAND goes after '--')", argv[optind]);
-                        *ret = o;
                         return -EINVAL;
                 }
                 cmdline_exec = &argv[optind];
@@ -754,58 +763,67 @@ int options_load(const OptionsSource *src, Options *ret, OptionsErrors *errors)
         for (size_t i = 0; i < n_args; i++)
                 (void) option_apply(&st, args[i].id, args[i].value);
         if (cmdline_exec) {
-                o.exec_argv = cmdline_exec;
-                o.exec_origin = NULL;
+                o->exec_argv = cmdline_exec;
+                o->exec_origin = NULL;
+        }
+
+        /* Only when it is needed: sysconf() reads /sys/devices/system/cpu/online (and faults in its buffers), a
+         * cost for nothing to a supervisor given -w and to every worker, which has no use for the pool's size
+         * (and is not told it). */
+        if (o->workers == 0 && o->worker_mode)
+                o->workers = 1;
+        else if (o->workers == 0) {
+                long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+                o->workers = (unsigned) (cpus < 1 ? 1 : cpus > WORKERS_MAX ? WORKERS_MAX : cpus);
         }
 
         /* The pool's bounds: -w N alone is a fixed pool of N; a bound given alone takes -w (or the default) as
          * the other one where that is consistent with it. */
         if (!st.min_set && !st.max_set)
-                o.min_workers = o.max_workers = o.workers;
+                o->min_workers = o->max_workers = o->workers;
         else if (!st.min_set)
-                o.min_workers = MIN(o.workers, o.max_workers);
+                o->min_workers = MIN(o->workers, o->max_workers);
         else if (!st.max_set)
-                o.max_workers = MAX(o.workers, o.min_workers);
-        else if (o.min_workers > o.max_workers)
+                o->max_workers = MAX(o->workers, o->min_workers);
+        else if (o->min_workers > o->max_workers)
                 options_error(errors, "%s: invalid value '%u': expected at most --max-workers (%u)",
-                              options_label(st.min_origin, "min-workers", lbuf, sizeof lbuf), o.min_workers,
-                              o.max_workers);
+                              options_label(st.min_origin, "min-workers", lbuf, sizeof lbuf), o->min_workers,
+                              o->max_workers);
 
         /* Checks across options, each naming where the value came from. */
-        if (o.ready_workers > o.min_workers)
+        if (o->ready_workers > o->min_workers)
                 options_error(errors, "%s: invalid value '%u': expected at most the number of workers (%u)",
-                              options_label(st.ready_origin, "ready-workers", lbuf, sizeof lbuf), o.ready_workers,
-                              o.min_workers);
-        if (o.accept == ACCEPT_DISPATCH && o.exec_argv)
+                              options_label(st.ready_origin, "ready-workers", lbuf, sizeof lbuf), o->ready_workers,
+                              o->min_workers);
+        if (o->accept == ACCEPT_DISPATCH && o->exec_argv)
                 options_error(errors, "%s: invalid value '%s' with exec workers ('%s'): a connection handed over by "
                               "drover needs a built-in worker; expected 'shared'",
                               options_label(st.accept_origin, "accept", lbuf, sizeof lbuf), st.accept_arg,
-                              o.exec_argv[0]);
-        if (o.exec_argv && o.min_workers < o.max_workers)
+                              o->exec_argv[0]);
+        if (o->exec_argv && o->min_workers < o->max_workers)
                 options_error(errors, "%s: invalid value '%u' with exec workers ('%s'): drover cannot see their "
                               "load to grow the pool; expected a fixed pool (-w N, or --max-workers equal to "
                               "--min-workers, %u)",
-                              options_label(st.max_origin, "max-workers", lbuf, sizeof lbuf), o.max_workers,
-                              o.exec_argv[0], o.min_workers);
-        if (o.exit_idle_usec > 0 && o.exec_argv)
+                              options_label(st.max_origin, "max-workers", lbuf, sizeof lbuf), o->max_workers,
+                              o->exec_argv[0], o->min_workers);
+        if (o->exit_idle_usec > 0 && o->exec_argv)
                 options_error(errors, "%s: invalid value '%s' with exec workers ('%s'): drover cannot see their "
                               "connections; expected 0 (the default) or built-in workers",
                               options_label(st.exit_idle_origin, "exit-idle-time", lbuf, sizeof lbuf),
-                              st.exit_idle_arg, o.exec_argv[0]);
-        if (!o.exec_argv && st.exec_ready_arg && o.exec_ready != EXEC_READY_STARTED)
+                              st.exit_idle_arg, o->exec_argv[0]);
+        if (!o->exec_argv && st.exec_ready_arg && o->exec_ready != EXEC_READY_STARTED)
                 options_error(errors, "%s: invalid value '%s' without a COMMAND: only exec workers (-- COMMAND or "
                               "exec=) have it", options_label(st.exec_ready_origin, "exec-ready", lbuf, sizeof lbuf),
                               st.exec_ready_arg);
-        if (o.exec_argv && o.n_handlers > 0)
+        if (o->exec_argv && o->n_handlers > 0)
                 options_error(errors, "%s: invalid value '%s' with exec workers ('%s'): modules run in built-in "
-                              "workers only", options_label(o.handler_origin[0], "handler", lbuf, sizeof lbuf),
-                              o.handlers[0].path, o.exec_argv[0]);
-        if (o.exec_argv && !o.worker_watchdog_set)
-                o.worker_watchdog_usec = 0; /* most programs never send WATCHDOG=1 */
+                              "workers only", options_label(o->handler_origin[0], "handler", lbuf, sizeof lbuf),
+                              o->handlers[0].path, o->exec_argv[0]);
+        if (o->exec_argv && !o->worker_watchdog_set)
+                o->worker_watchdog_usec = 0; /* most programs never send WATCHDOG=1 */
 
         if (errors->n > 0)
                 r = -ERANGE;
-        *ret = o;
         return r;
 }
 

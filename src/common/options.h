@@ -115,7 +115,7 @@ typedef struct OptionsErrors {
 typedef struct OptionsSource {
         int argc;
         char **argv;
-        unsigned default_workers;
+        unsigned default_workers;   /* 0: the online CPUs, looked up only if no workers option is given */
         const char *default_config; /* used if it exists and no --config was given; NULL: none */
 } OptionsSource;
 
@@ -139,6 +139,8 @@ int options_parse(int argc, char *argv[], unsigned default_workers, Options *ret
 int options_load(const OptionsSource *src, Options *ret, OptionsErrors *errors);
 void options_done(Options *o);
 
+/* Empty again (without touching the text's pages). */
+void options_errors_reset(OptionsErrors *e);
 void options_error(OptionsErrors *e, const char *format, ...) __attribute__((format(printf, 2, 3)));
 /* The name of a value in messages: its origin ("FILE:LINE: root") or "--" plus the option name. */
 const char *options_label(const char *origin, const char *option, char *buf, size_t size);

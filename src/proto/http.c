@@ -1294,39 +1294,68 @@ int http_path_normalize(char *path, size_t len)
         return (int) o;
 }
 
+/* UTC calendar fields of a time (H. Hinnant's civil_from_days). Not gmtime_r(): glibc's reads /etc/localtime
+ * on its first call (its time zone state is shared with localtime()), which costs every worker a file read
+ * and a page fault on its first response; UTC needs no zone. */
+typedef struct UtcTime {
+        int64_t year;
+        unsigned month; /* 0..11 */
+        unsigned day, hour, minute, second;
+        unsigned wday; /* 0: Sunday */
+} UtcTime;
+
+static UtcTime utc_from_time(int64_t t)
+{
+        int64_t days = t / 86400, secs = t % 86400;
+        if (secs < 0) {
+                secs += 86400;
+                days--;
+        }
+        UtcTime u = { .hour = (unsigned) (secs / 3600), .minute = (unsigned) (secs / 60 % 60),
+                      .second = (unsigned) (secs % 60), .wday = (unsigned) ((days % 7 + 11) % 7) };
+        int64_t z = days + 719468, era = (z >= 0 ? z : z - 146096) / 146097;
+        unsigned doe = (unsigned) (z - era * 146097);
+        unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+        unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100), mp = (5 * doy + 2) / 153;
+        u.day = doy - (153 * mp + 2) / 5 + 1;
+        u.month = mp < 10 ? mp + 2 : mp - 10;
+        u.year = (int64_t) yoe + era * 400 + (u.month <= 1);
+        return u;
+}
+
 void http_format_date(time_t t, char buf[static 30])
 {
         static const char days[] = "SunMonTueWedThuFriSat";
         static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
-        struct tm tm;
+        UtcTime u = utc_from_time(t);
 
         /* By hand rather than strftime(): no locale to consult, and it is on every response's path. */
-        if (!gmtime_r(&t, &tm) || tm.tm_year + 1900 < 0 || tm.tm_year + 1900 > 9999) {
+        if (u.year < 0 || u.year > 9999) {
                 strcpy(buf, "Thu, 01 Jan 1970 00:00:00 GMT");
                 return;
         }
-        unsigned y = (unsigned) (tm.tm_year + 1900);
-        memcpy(buf, days + 3 * tm.tm_wday, 3);
+        unsigned y = (unsigned) u.year;
+        memcpy(buf, days + 3 * u.wday, 3);
         buf[3] = ',';
         buf[4] = ' ';
-        buf[5] = (char) ('0' + tm.tm_mday / 10);
-        buf[6] = (char) ('0' + tm.tm_mday % 10);
+        buf[5] = (char) ('0' + u.day / 10);
+        buf[6] = (char) ('0' + u.day % 10);
         buf[7] = ' ';
-        memcpy(buf + 8, months + 3 * tm.tm_mon, 3);
+        memcpy(buf + 8, months + 3 * u.month, 3);
         buf[11] = ' ';
         buf[12] = (char) ('0' + y / 1000);
         buf[13] = (char) ('0' + y / 100 % 10);
         buf[14] = (char) ('0' + y / 10 % 10);
         buf[15] = (char) ('0' + y % 10);
         buf[16] = ' ';
-        buf[17] = (char) ('0' + tm.tm_hour / 10);
-        buf[18] = (char) ('0' + tm.tm_hour % 10);
+        buf[17] = (char) ('0' + u.hour / 10);
+        buf[18] = (char) ('0' + u.hour % 10);
         buf[19] = ':';
-        buf[20] = (char) ('0' + tm.tm_min / 10);
-        buf[21] = (char) ('0' + tm.tm_min % 10);
+        buf[20] = (char) ('0' + u.minute / 10);
+        buf[21] = (char) ('0' + u.minute % 10);
         buf[22] = ':';
-        buf[23] = (char) ('0' + tm.tm_sec / 10);
-        buf[24] = (char) ('0' + tm.tm_sec % 10);
+        buf[23] = (char) ('0' + u.second / 10);
+        buf[24] = (char) ('0' + u.second % 10);
         memcpy(buf + 25, " GMT", 5);
 }
 
@@ -1503,15 +1532,14 @@ int http_parse_date(const char *s, size_t len, time_t now, time_t *ret)
         DateFields f = {};
 
         if (!scan_imf_fixdate(scan, &f) && !scan_asctime_date(scan, &f)) {
-                struct tm tm;
-
                 if (!scan_rfc850_date(scan, &f))
                         return -EINVAL;
                 /* RFC 9110 5.6.7: a two-digit year more than 50 years in the future is the most recent past
-                 * year with those digits. */
-                if (!gmtime_r(&now, &tm))
+                 * year with those digits. Years beyond struct tm's (as gmtime_r() refused them): -ERANGE. */
+                int64_t now_year = utc_from_time(now).year;
+                if (now_year - 1900 > INT_MAX || now_year - 1900 < INT_MIN)
                         return -ERANGE;
-                unsigned this_year = (unsigned) (tm.tm_year + 1900);
+                unsigned this_year = (unsigned) now_year;
                 f.year += this_year / 100 * 100;
                 if (f.year > this_year + 50)
                         f.year -= 100;

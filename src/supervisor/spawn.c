@@ -1,14 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/syscall.h>
 #include <sys/uio.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -46,7 +45,7 @@ char **spawn_base_environment(void)
         return env;
 }
 
-/* Async-signal-safe decimal formatting for the child between fork and exec. */
+/* Async-signal-safe decimal formatting for the child between clone and exec. */
 static void format_pid(char *buf, pid_t pid)
 {
         char tmp[16];
@@ -60,23 +59,52 @@ static void format_pid(char *buf, pid_t pid)
         *buf = '\0';
 }
 
-static void child_fail(int exec_fd, const char *what)
+/*
+ * The child shares the supervisor's memory (CLONE_VM) while the supervisor is suspended (CLONE_VFORK) until
+ * the child has exec'd or exited: no page table is copied, the supervisor takes no copy-on-write faults
+ * afterwards, and the pidfd exists from birth. The price, and the invariants:
+ *  - The child runs on child_stack, its own; everything else it touches is the supervisor's memory. It writes
+ *    only to what is here for it: ChildArgs (exec_errno) and the LISTEN_PID=/WATCHDOG_PID= buffers, which
+ *    nobody reads before it has exec'd (execve() copies them) or exited. It calls only async-signal-safe
+ *    functions that neither allocate nor lock: a child stopped in the middle of malloc() would leave the
+ *    supervisor's heap locked.
+ *  - errno is thread-local, and the child runs on the supervisor's thread pointer: it clobbers the
+ *    supervisor's errno. The supervisor reads nothing from errno across the clone but the clone's own failure.
+ *  - Every signal is blocked around the clone, so no signal handler ever runs in the child on shared memory;
+ *    the child resets every disposition before it unblocks anything.
+ * child_stack is static: the supervisor is one thread and spawns one child at a time, and a child is done with
+ * it before clone() returns.
+ */
+#define CHILD_STACK_SIZE (64 * 1024) /* child() and the few libc calls it makes; sanitizers' frames are larger */
+static char child_stack[CHILD_STACK_SIZE] __attribute__((aligned(16)));
+
+typedef struct ChildArgs {
+        const SpawnContext *ctx;
+        char **envp;
+        char *listen_pid_value;
+        char *watchdog_pid_value; /* NULL: no watchdog */
+        pid_t parent;
+        int exec_errno; /* set by the child when it fails before or in execve(); 0 if it exec'd */
+} ChildArgs;
+
+_noreturn_ static void child_fail(ChildArgs *a, const char *what)
 {
-        /* Only async-signal-safe calls here: the supervisor's state is not ours to use. */
         int e_num = errno;
-        const char *e = strerror(e_num);
+        /* strerrordesc_np(): a constant string, not strerror()'s translation machinery (which may allocate). */
+        const char *e = strerrordesc_np(e_num) ?: "Unknown error";
         struct iovec iov[] = {
                 { (void *) "drover: worker: ", 16 }, { (void *) what, strlen(what) }, { (void *) ": ", 2 },
                 { (void *) e, strlen(e) },           { (void *) "\n", 1 },
         };
         (void) !writev(STDERR_FILENO, iov, ELEMENTSOF(iov));
-        (void) !write(exec_fd, &e_num, sizeof e_num);
+        a->exec_errno = e_num ?: EIO;
         _exit(EXIT_SPAWN_FAILED);
 }
 
-_noreturn_ static void child(const SpawnContext *ctx, char **envp, char *listen_pid_value, char *watchdog_pid_value,
-                             pid_t parent, int exec_fd)
+static int child(void *userdata)
 {
+        ChildArgs *a = userdata;
+        const SpawnContext *ctx = a->ctx;
         sigset_t none;
         int src[LISTEN_MAX + 2], tmp[LISTEN_MAX + 2];
         size_t n_fds = 0;
@@ -93,56 +121,51 @@ _noreturn_ static void child(const SpawnContext *ctx, char **envp, char *listen_
         /* No worker may outlive the supervisor, even one killed with SIGKILL. Check the parent afterwards:
          * it may have died before the prctl() took effect. */
         if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
-                child_fail(exec_fd, "prctl(PR_SET_PDEATHSIG)");
-        if (getppid() != parent)
+                child_fail(a, "prctl(PR_SET_PDEATHSIG)");
+        if (getppid() != a->parent)
                 _exit(EXIT_SPAWN_FAILED);
 
-        /* A fresh signal state: the supervisor blocks the signals it handles through its event loop. */
+        /* A fresh signal state: the supervisor blocks the signals it handles through its event loop (and
+         * spawn_worker() all of them, for the clone). */
         for (int sig = 1; sig < _NSIG; sig++)
                 if (sig != SIGKILL && sig != SIGSTOP)
                         (void) signal(sig, SIG_DFL);
         sigemptyset(&none);
         if (sigprocmask(SIG_SETMASK, &none, NULL) < 0)
-                child_fail(exec_fd, "sigprocmask");
+                child_fail(a, "sigprocmask");
 
-        /* The exec-status pipe must survive the shuffle below: move it above every target first. */
-        exec_fd = fcntl(exec_fd, F_DUPFD_CLOEXEC, (int) (3 + n_fds));
-        if (exec_fd < 0)
-                _exit(EXIT_SPAWN_FAILED);
-
-        /* Sockets to 3, 4, ..., then the stats memfd and the dispatch pair, in two steps, so that an fd already sitting at another's
-         * target number is not overwritten; dup2() to the target clears FD_CLOEXEC on exactly these. */
+        /* Sockets to 3, 4, ..., then the stats memfd and the dispatch pair, in two steps, so that an fd already
+         * sitting at another's target number is not overwritten; dup2() to the target clears FD_CLOEXEC on
+         * exactly these. */
         for (size_t i = 0; i < n_fds; i++) {
                 tmp[i] = fcntl(src[i], F_DUPFD_CLOEXEC, (int) (3 + n_fds));
                 if (tmp[i] < 0)
-                        child_fail(exec_fd, "fcntl(F_DUPFD_CLOEXEC)");
+                        child_fail(a, "fcntl(F_DUPFD_CLOEXEC)");
         }
         for (size_t i = 0; i < n_fds; i++)
                 if (dup2(tmp[i], (int) (3 + i)) < 0)
-                        child_fail(exec_fd, "dup2");
+                        child_fail(a, "dup2");
         /* Everything above goes, whether or not it was close-on-exec: the supervisor's own fds and anything its
-         * parent leaked to it; but the exec-status pipe, which is close-on-exec, until the exec. */
-        if ((exec_fd > (int) (3 + n_fds) && close_range((unsigned) (3 + n_fds), (unsigned) exec_fd - 1, 0) < 0) ||
-            close_range((unsigned) exec_fd + 1, ~0U, 0) < 0)
-                child_fail(exec_fd, "close_range");
+         * parent leaked to it. */
+        if (close_range((unsigned) (3 + n_fds), ~0U, 0) < 0)
+                child_fail(a, "close_range");
 
-        format_pid(listen_pid_value, getpid());
-        if (watchdog_pid_value)
-                format_pid(watchdog_pid_value, getpid());
-        execve(ctx->exe, ctx->argv, envp);
-        child_fail(exec_fd, ctx->exe);
-        _exit(EXIT_SPAWN_FAILED);
+        format_pid(a->listen_pid_value, getpid());
+        if (a->watchdog_pid_value)
+                format_pid(a->watchdog_pid_value, getpid());
+        execve(ctx->exe, ctx->argv, a->envp);
+        child_fail(a, ctx->exe);
 }
 
-int spawn_worker(const SpawnContext *ctx, pid_t *ret_pid, int *ret_pidfd, int *ret_exec_fd)
+int spawn_worker(const SpawnContext *ctx, pid_t *ret_pid, int *ret_pidfd, int *ret_exec_errno)
 {
         char listen_fds[32], listen_pid[32] = "LISTEN_PID=", fdnames[LISTEN_MAX * 65 + 32], notify[160],
                 watchdog_usec[48], watchdog_pid[32] = "WATCHDOG_PID=", stats[64], dispatch[64];
         _cleanup_free_ char **envp = NULL;
-        _cleanup_close_ int exec_read = -EBADF, exec_write = -EBADF;
+        sigset_t all, saved;
         size_t n = 0;
-        pid_t parent = getpid(), pid;
-        int pidfd, pipefd[2];
+        pid_t pid;
+        int pidfd = -EBADF, r;
 
         while (ctx->envp[n])
                 n++;
@@ -156,7 +179,7 @@ int spawn_worker(const SpawnContext *ctx, pid_t *ret_pid, int *ret_pidfd, int *r
         envp[n++] = listen_fds;
         envp[n++] = fdnames;
         envp[n++] = notify;
-        /* The child writes its own PID into these after fork(): the values systemd would set. */
+        /* The child writes its own PID into these before it execs: the values systemd would set. */
         envp[n++] = listen_pid;
         if (ctx->watchdog_usec > 0) {
                 snprintf(watchdog_usec, sizeof watchdog_usec, "WATCHDOG_USEC=%llu",
@@ -177,31 +200,30 @@ int spawn_worker(const SpawnContext *ctx, pid_t *ret_pid, int *ret_pidfd, int *r
         }
         envp[n] = NULL;
 
-        if (pipe2(pipefd, O_CLOEXEC | O_NONBLOCK) < 0)
-                return negative_errno();
-        exec_read = pipefd[0];
-        exec_write = pipefd[1];
+        ChildArgs args = {
+                .ctx = ctx,
+                .envp = envp,
+                .listen_pid_value = listen_pid + STRLEN("LISTEN_PID="),
+                .watchdog_pid_value = ctx->watchdog_usec > 0 ? watchdog_pid + STRLEN("WATCHDOG_PID=") : NULL,
+                .parent = getpid(),
+        };
 
-        pid = fork();
-        if (pid < 0)
+        /* See child(): no signal handler may run in the child before it has reset them all. */
+        sigfillset(&all);
+        if (sigprocmask(SIG_SETMASK, &all, &saved) < 0)
                 return negative_errno();
-        if (pid == 0)
-                child(ctx, envp, listen_pid + STRLEN("LISTEN_PID="),
-                      ctx->watchdog_usec > 0 ? watchdog_pid + STRLEN("WATCHDOG_PID=") : NULL, parent, exec_write);
-        exec_write = safe_close(exec_write);
-
-        /* The child cannot be reaped before this: only we wait for it, from the event loop. A pidfd is
-         * close-on-exec from birth. */
-        pidfd = (int) syscall(SYS_pidfd_open, pid, 0);
-        if (pidfd < 0) {
-                int r = negative_errno();
-                (void) kill(pid, SIGKILL);
-                (void) waitpid(pid, NULL, 0);
+        /* The pidfd is close-on-exec from birth; the child cannot be reaped before we have it. */
+        pid = clone(child, child_stack + sizeof child_stack, CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &args,
+                    &pidfd);
+        r = pid < 0 ? negative_errno() : 0; /* before anything else can set errno */
+        (void) sigprocmask(SIG_SETMASK, &saved, NULL);
+        if (r < 0)
                 return r;
-        }
+
+        /* Here the child has exec'd, or has failed and exited (or is exiting): CLONE_VFORK. */
         *ret_pid = pid;
         *ret_pidfd = pidfd;
-        *ret_exec_fd = TAKE_FD(exec_read);
+        *ret_exec_errno = args.exec_errno;
         return 0;
 }
 

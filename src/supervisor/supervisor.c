@@ -181,7 +181,7 @@ static void stats_release(Supervisor *s, Process *p)
 /* ---- processes --------------------------------------------------------------------------------------- */
 
 static int on_child_exit(sd_event_source *src, const siginfo_t *si, void *userdata);
-static int on_exec_status(sd_event_source *src, int fd, uint32_t revents, void *userdata);
+static int on_exec_started(sd_event_source *src, void *userdata);
 static int on_process_watchdog(sd_event_source *src, uint64_t usec, void *userdata);
 static int on_process_kill(sd_event_source *src, uint64_t usec, void *userdata);
 
@@ -242,10 +242,10 @@ static Process *process_spawn(WorkerSlot *w)
         const Options *o = s->options;
         char slot_arg[32], root_arg[4200], graceful_arg[64], maxreq_arg[64], engine_args[16384];
         char *builtin_argv[8 + 16 + HANDLERS_MAX];
-        _cleanup_close_ int exec_fd = -EBADF, pair_fd = -EBADF, worker_pair_fd = -EBADF;
+        _cleanup_close_ int pair_fd = -EBADF, worker_pair_fd = -EBADF;
         Process *p;
         size_t n = 0;
-        int pidfd, r;
+        int pidfd, exec_errno, r;
 
         if (is_dispatch(s)) {
                 /* Close-on-exec from birth: only this worker inherits its end (spawn_worker() dup2()s it into
@@ -312,7 +312,7 @@ static Process *process_spawn(WorkerSlot *w)
                 .stats_index = p->stats_index,
                 .dispatch_fd = worker_pair_fd,
         };
-        r = spawn_worker(&ctx, &p->pid, &pidfd, &exec_fd);
+        r = spawn_worker(&ctx, &p->pid, &pidfd, &exec_errno);
         if (r < 0) {
                 log_worker_event(LOG_ERR, r, "spawn-failed", (int) w->index, 0, "worker %u: spawn failed: %m",
                                  w->index);
@@ -353,18 +353,21 @@ static Process *process_spawn(WorkerSlot *w)
                 }
         }
 
-        r = sd_event_add_io(s->event, &p->exec_source, exec_fd, EPOLLIN, on_exec_status, p);
-        if (r >= 0) {
-                (void) sd_event_source_set_io_fd_own(p->exec_source, true);
-                TAKE_FD(exec_fd);
-        }
-
         /* The start deadline: READY=1 within the watchdog period, or within START_TIMEOUT_USEC if there is no
          * watchdog (systemd's default TimeoutStartSec=). */
         (void) arm_timer(s, &p->watchdog_timer, start_timeout(p), on_process_watchdog, p);
 
         log_worker_event(LOG_INFO, 0, "spawn", (int) w->index, p->pid, "worker %u: started as process %i%s",
                          w->index, (int) p->pid, s->reloading ? " (reload)" : "");
+        if (exec_errno > 0)
+                /* Its exit, seen through the pidfd, is a failed start like any other. */
+                log_worker_event(LOG_ERR, exec_errno, "exec-failed", (int) w->index, p->pid,
+                                 "worker %u: cannot execute '%s': %m", w->index, s->exe);
+        else if (is_exec_pool(s) && p->exec_ready == EXEC_READY_STARTED)
+                /* An exec worker in "started" mode is ready now that it has exec'd, like Type=exec; but from the
+                 * event loop: the caller has yet to give it its place in the slot, and a rolling reload of
+                 * such workers must not recurse through every slot from here. */
+                (void) sd_event_add_defer(s->event, &p->exec_source, on_exec_started, p);
         return p;
 }
 
@@ -459,23 +462,12 @@ static int on_process_watchdog(sd_event_source *src, uint64_t usec, void *userda
         return 0;
 }
 
-static int on_exec_status(sd_event_source *src, int fd, uint32_t revents, void *userdata)
+static int on_exec_started(sd_event_source *src, void *userdata)
 {
         Process *p = userdata;
-        Supervisor *s = p->supervisor;
-        int err = 0;
-        ssize_t n = read(fd, &err, sizeof err);
 
-        if (n < 0 && errno == EAGAIN)
-                return 0;
         p->exec_source = sd_event_source_disable_unref(p->exec_source);
-        if (n == (ssize_t) sizeof err) {
-                log_worker_event(LOG_ERR, err, "exec-failed", (int) p->slot_index, p->pid,
-                                 "worker %u: cannot execute '%s': %m", p->slot_index, s->exe);
-                return 0;
-        }
-        /* EOF: the exec succeeded. An exec worker in "started" mode is ready now, like Type=exec. */
-        if (is_exec_pool(s) && p->exec_ready == EXEC_READY_STARTED && p->state == PROCESS_STARTING)
+        if (p->state == PROCESS_STARTING)
                 process_mark_ready(p);
         return 0;
 }
@@ -552,7 +544,9 @@ static int on_child_exit(sd_event_source *src, const siginfo_t *si, void *userda
  * At start-up the first built-in worker starts alone and the others once it is ready (or gone): under socket
  * activation a client is already waiting, and the first worker serves it sooner without the others' exec and
  * dynamic linking competing for the CPU (-w 2: ~15 ms to the first byte instead of ~21, as with -w 1). A
- * built-in worker is ready within milliseconds; exec workers may take their time, so they all start at once.
+ * built-in worker says READY=1 only after serving what was already waiting (worker_main()), so that client
+ * does not wait for the others either. A built-in worker is ready within milliseconds; exec workers may take
+ * their time, so they all start at once.
  */
 static void slots_start_rest(Supervisor *s)
 {
@@ -1759,7 +1753,7 @@ int supervisor_main(Options *o, const OptionsSource *source)
 
         /* Everything that can be checked before forking: a bad root, module or command is a config error, not
          * a crash loop. */
-        errors = (OptionsErrors){};
+        options_errors_reset(&errors);
         if (supervisor_check(o, &errors) < 0) {
                 log_problems(&errors, "");
                 options_done(o);

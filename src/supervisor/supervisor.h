@@ -37,9 +37,9 @@ typedef struct SpawnContext {
         int dispatch_fd; /* -EBADF: none; else the worker's end of its socketpair (--accept=dispatch) */
 } SpawnContext;
 
-/* Forks and execs a worker. ret_exec_fd is the read end of a close-on-exec pipe: EOF once the exec
- * succeeded, or an int errno if it failed. */
-int spawn_worker(const SpawnContext *ctx, pid_t *ret_pid, int *ret_pidfd, int *ret_exec_fd);
+/* Starts a worker: returns once it has exec'd, or failed to (ret_exec_errno: 0, or the errno of what failed,
+ * said on stderr; the process then exits 127). ret_pidfd: the worker's pidfd, close-on-exec. */
+int spawn_worker(const SpawnContext *ctx, pid_t *ret_pid, int *ret_pidfd, int *ret_exec_errno);
 char **spawn_base_environment(void);
 int resolve_command(const char *name, char **ret);
 
@@ -77,7 +77,7 @@ typedef struct Process {
         bool stop_acked; /* said STOPPING=1: a built-in worker takes no new connection after saying it */
         uint64_t started_usec;
         sd_event_source *child_source;
-        sd_event_source *exec_source;
+        sd_event_source *exec_source; /* an exec worker in "started" mode: ready from the loop once exec'd */
         sd_event_source *watchdog_timer; /* start deadline, then liveness deadline */
         sd_event_source *kill_timer;     /* SIGKILL after graceful timeout or watchdog grace */
 

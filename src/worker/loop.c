@@ -116,26 +116,37 @@ static void expire_timers(Loop *l)
         }
 }
 
-int loop_run(Loop *l)
+/* One epoll_wait() with the given timeout, then the events, the expired timers and the batch hook. */
+static int loop_iterate(Loop *l, int timeout)
 {
         struct epoll_event events[64];
+        int n = epoll_wait(l->epoll_fd, events, (int) ELEMENTSOF(events), timeout);
 
+        if (n < 0)
+                return errno == EINTR ? 0 : negative_errno();
+        l->now_ms = monotonic_ms();
+        for (int i = 0; i < n; i++) {
+                IoWatch *w = events[i].data.ptr;
+                if (w->fd >= 0)
+                        w->handler(l, w, events[i].events);
+        }
+        expire_timers(l);
+        if (l->after_batch)
+                l->after_batch(l);
+        return 0;
+}
+
+int loop_run_pending(Loop *l)
+{
+        return loop_iterate(l, 0);
+}
+
+int loop_run(Loop *l)
+{
         while (!l->quit) {
-                int n = epoll_wait(l->epoll_fd, events, (int) ELEMENTSOF(events), next_timeout(l));
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return negative_errno();
-                }
-                l->now_ms = monotonic_ms();
-                for (int i = 0; i < n; i++) {
-                        IoWatch *w = events[i].data.ptr;
-                        if (w->fd >= 0)
-                                w->handler(l, w, events[i].events);
-                }
-                expire_timers(l);
-                if (l->after_batch)
-                        l->after_batch(l);
+                int r = loop_iterate(l, next_timeout(l));
+                if (r < 0)
+                        return r;
         }
         return 0;
 }

@@ -75,3 +75,5 @@ static inline bool timer_armed(const TimerEntry *e)
 
 /* Runs until loop->quit is set. Returns 0 or -errno if epoll fails. */
 int loop_run(Loop *l);
+/* One pass over what is ready now, without waiting. Returns 0 or -errno if epoll fails. */
+int loop_run_pending(Loop *l);

@@ -573,10 +573,19 @@ int worker_main(const Options *o)
         if (r < 0)
                 return EX_OSERR;
         listeners_register(w, true); /* none in dispatch mode: dispatch_setup() took them */
-        worker_notify("READY=1");
         w->last_ping_ms = loop_now(&w->loop);
         if (w->watchdog_usec > 0)
                 timer_arm(&w->loop, &w->q_ping, &w->ping_timer);
+
+        /* READY=1 only after one pass over what is already queued: at start-up the supervisor starts the
+         * rest of the pool on it (slots_start_rest()), and under socket activation the client that started
+         * the service is waiting in the backlog; served first, it does not share the CPU with the others'
+         * exec. The pass never waits (timeout 0), so a worker with nothing queued is as ready as before. */
+        r = loop_run_pending(&w->loop);
+        if (r < 0)
+                return log_error_errno(r, "event loop failed: %m"), EX_SOFTWARE;
+        if (!w->draining) /* a SIGTERM in the pass: this worker is not taking connections any more */
+                worker_notify("READY=1");
 
         r = loop_run(&w->loop);
         if (r < 0)

@@ -283,6 +283,33 @@ class CrashBackoffTest(DroverTestCase):
         self.assertEqual(children_of(d.pid), [])
         self.assertNotListening(d.port)
 
+    def test_command_that_can_no_longer_be_executed_is_reported_and_retried(self):
+        # A copy of sleep under the test's directory (so that the harness's cleanup finds it): executable when
+        # drover checks the command, not any more when the killed worker is replaced.
+        prog = os.path.join(self.tmp, "worker-program")
+        shutil.copy("/bin/sleep", prog)
+        d = self.start(workers=1, root=False, args=["--", prog, "1000"])
+        first = wait_until(lambda: (lambda c: c[0] if len(c) == 1 else None)(children_of(d.pid)),
+                           message="the exec worker")
+        os.chmod(prog, 0o644)
+        os.kill(first, signal.SIGKILL)
+        # Said twice: by the child that could not exec (on the shared stderr), and by the supervisor.
+        d.wait_log(rf"^drover: worker: {re.escape(prog)}: Permission denied$")
+        d.wait_log(rf"^drover\[{d.pid}\]: worker 0: cannot execute '{re.escape(prog)}': Permission denied$")
+        lines = d.log().splitlines()
+        i_failed, _ = find_line(lines, r"worker 0: cannot execute")
+        i_started, started = find_line(lines, r"worker 0: started as process (?!%d$)(\d+)$" % first)
+        self.assertLess(i_started, i_failed, "the start, then why it failed")
+        failed = int(started.group(1))
+        # Its exit (127) is a failed start like any other: retried with the slot's backoff.
+        d.wait_log(rf"worker 0: process {failed} exited with status 127 unexpectedly \(was starting, after \d+ ms\); "
+                   r"restarting it in 100 ms \(2 failures in a row\)$")
+        os.chmod(prog, 0o755)
+        d.wait_log(r"worker 0: process (?!%d\b|%d\b)\d+ ready$" % (first, failed))
+        self.assertEqual(len(children_of(d.pid)), 1)
+        d.signal(signal.SIGTERM)
+        self.assertEqual(d.wait_exit(), 0, d.log())
+
 
 # ---------------------------------------------------------------------------------------------------------------
 # Recycling (--max-requests)

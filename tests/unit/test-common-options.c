@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/macro.h"
 #include "common/options.h"
@@ -59,6 +60,31 @@ static void test_no_arguments_gives_defaults(void **state)
         assert_false(run.o.worker_mode);
         assert_int_equal(run.o.worker_slot, 0);
         assert_null(run.o.exec_argv);
+}
+
+/* A default of 0: the online CPUs, looked up only when no workers option is given. */
+static void test_default_workers_online_cpus(void **state)
+{
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        char *none[] = { "drover", NULL }, *given[] = { "drover", "-w", "3", NULL },
+             *min_only[] = { "drover", "--min-workers=1", NULL };
+        char err[256];
+        Options o;
+
+        assert_int_equal(options_parse(1, none, 0, &o, err, sizeof err), 0);
+        assert_int_equal(o.workers, (unsigned) (cpus < 1 ? 1 : cpus > WORKERS_MAX ? WORKERS_MAX : cpus));
+        assert_int_equal(o.min_workers, o.workers);
+        assert_int_equal(o.max_workers, o.workers);
+        options_done(&o);
+        assert_int_equal(options_parse(3, given, 0, &o, err, sizeof err), 0);
+        assert_int_equal(o.workers, 3);
+        options_done(&o);
+        /* A bound given alone takes the default as the other one. */
+        assert_int_equal(options_parse(2, min_only, 0, &o, err, sizeof err), 0);
+        assert_int_equal(o.min_workers, 1);
+        assert_int_equal(o.max_workers, o.workers);
+        assert_true(o.workers >= 1);
+        options_done(&o);
 }
 
 static void test_workers_short_and_long(void **state)
@@ -785,6 +811,7 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_no_arguments_gives_defaults),
+                cmocka_unit_test(test_default_workers_online_cpus),
                 cmocka_unit_test(test_workers_short_and_long),
                 cmocka_unit_test(test_workers_bounds),
                 cmocka_unit_test(test_workers_not_a_number),

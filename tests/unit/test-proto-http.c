@@ -1378,6 +1378,48 @@ static void test_format_date(void **state)
                 assert_int_equal(buf[j], '#');
 }
 
+/* The calendar by hand (no gmtime_r(), which reads /etc/localtime) agrees with the C library's everywhere the
+ * format can say it, days before 1970 and leap centuries included, and falls back outside years 0..9999. */
+static void test_format_date_agrees_with_gmtime(void **state)
+{
+        static const int64_t edges[] = {
+                -62167219200LL,     /* 0000-01-01, the first representable */
+                -62167219201LL,     /* a second before: year -1 */
+                -2208988800LL,      /* 1900-01-01: not a leap year */
+                -86401, -86400, -1, 0, 1, 86399, 86400,
+                951782399, 951782400, 951868800,  /* 2000-02-28 23:59:59, 02-29, 03-01 */
+                4107542400LL,       /* 2100-03-01 (2100-02-29 does not exist) */
+                253402300799LL,     /* 9999-12-31 23:59:59, the last representable */
+                253402300800LL,     /* 10000-01-01: out of the format */
+        };
+        int64_t checked = 0;
+
+        for (size_t i = 0; i < ELEMENTSOF(edges) + 20000; i++) {
+                /* The edges, then a walk over 0000..9999 and a little beyond, in steps that visit every
+                 * weekday, hour and month. */
+                int64_t t = i < ELEMENTSOF(edges) ? edges[i]
+                                                  : -62167219200LL + (int64_t) (i - ELEMENTSOF(edges)) * 15780037LL;
+                time_t tt = (time_t) t;
+                struct tm tm;
+                char want[64], got[40];
+
+                assert_non_null(gmtime_r(&tt, &tm));
+                if (tm.tm_year + 1900 >= 0 && tm.tm_year + 1900 <= 9999) {
+                        /* %Y does not pad years below 1000. */
+                        char ymd[16], hms[16];
+                        assert_int_equal(strftime(ymd, sizeof ymd, "%a, %d %b", &tm), 11);
+                        assert_int_equal(strftime(hms, sizeof hms, "%H:%M:%S", &tm), 8);
+                        snprintf(want, sizeof want, "%s %04d %s GMT", ymd, tm.tm_year + 1900, hms);
+                        checked++;
+                } else
+                        strcpy(want, "Thu, 01 Jan 1970 00:00:00 GMT");
+                http_format_date(tt, got);
+                if (strcmp(got, want) != 0)
+                        fail_msg("t=%lld: \"%s\", expected \"%s\"", (long long) t, got, want);
+        }
+        assert_true(checked > 10000);
+}
+
 /* ---- limits ----------------------------------------------------------------------------------------- */
 
 static void test_limits_check(void **state)
@@ -2618,6 +2660,7 @@ int main(void)
                 cmocka_unit_test(test_format_head_connection),
                 cmocka_unit_test(test_format_head_no_buffer_space),
                 cmocka_unit_test(test_format_date),
+                cmocka_unit_test(test_format_date_agrees_with_gmtime),
                 cmocka_unit_test(test_format_head_extra_fields),
                 cmocka_unit_test(test_format_head_rejects_injection),
                 cmocka_unit_test(test_format_head_numbers),
