@@ -5,7 +5,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -202,8 +201,9 @@ int mime_table_parse(MimeTable *t, const char *data, size_t size)
 int mime_table_load(MimeTable *t, const char *path)
 {
         _cleanup_close_ int fd = -EBADF;
+        _cleanup_free_ char *buf = NULL;
+        size_t size = 0;
         struct stat st;
-        void *map;
         int r;
 
         fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
@@ -219,15 +219,24 @@ int mime_table_load(MimeTable *t, const char *path)
                 *t = (MimeTable){};
                 return 0;
         }
-        map = mmap(NULL, (size_t) st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (map == MAP_FAILED)
-                return negative_errno();
-        r = mime_table_parse(t, map, (size_t) st.st_size);
-        if (r < 0) {
-                (void) munmap(map, (size_t) st.st_size);
-                return r;
+        buf = malloc((size_t) st.st_size);
+        if (!buf)
+                return -ENOMEM;
+        /* Up to the size fstat() saw: a file growing meanwhile is read as it was. */
+        while (size < (size_t) st.st_size) {
+                ssize_t n = read(fd, buf + size, (size_t) st.st_size - size);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return negative_errno();
+                if (n == 0)
+                        break;
+                size += (size_t) n;
         }
-        t->map_size = (size_t) st.st_size;
+        r = mime_table_parse(t, buf, size);
+        if (r < 0)
+                return r;
+        t->owned = TAKE_PTR(buf);
         return 0;
 }
 
@@ -239,8 +248,7 @@ void mime_table_done(MimeTable *t)
                 free(t->index->types);
                 free(t->index);
         }
-        if (t->map_size > 0)
-                (void) munmap((void *) t->data, t->map_size);
+        free(t->owned);
         *t = (MimeTable){};
 }
 

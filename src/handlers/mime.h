@@ -9,9 +9,8 @@
  * line whose first word has no '/' says nothing. The first mapping of an extension wins; lookups ignore ASCII
  * case.
  *
- * Every worker loads the table at start-up, so it is lean: the file is mapped read-only (page cache pages,
- * shared by every worker, faulted in a batch at a time) and indexed in one pass by an open-addressing hash
- * table whose 8-byte slots are offsets into the text, sized from the file's length (16 KiB for Debian's): no
+ * Every worker loads the table at start-up, so it is lean: the file is read once into one buffer and indexed
+ * in one pass by an open-addressing hash table whose 8-byte slots are offsets into the text, sized from the file's length (16 KiB for Debian's): no
  * allocation or copy per entry, no sort. A type is copied out, NUL-terminated, the first time a lookup returns
  * it: a worker keeps only the few types it serves.
  */
@@ -21,7 +20,7 @@ typedef struct MimeIndex MimeIndex;
 typedef struct MimeTable {
         const char *data; /* the text, not NUL-terminated */
         size_t size;
-        size_t map_size;  /* > 0: data is a mapping of the file that mime_table_done() unmaps */
+        char *owned;      /* the buffer mime_table_load() read the file into, freed by mime_table_done() */
         size_t n_entries; /* distinct extensions */
         MimeIndex *index; /* NULL without entries */
 } MimeTable;
@@ -33,9 +32,10 @@ typedef struct MimeTable {
 /* Pure: indexes size bytes of data (up to the first NUL, if any), which it borrows: data must outlive the
  * table. -ENOMEM, or -EFBIG beyond MIME_FILE_MAX. */
 int mime_table_parse(MimeTable *t, const char *data, size_t size);
-/* Maps and indexes the file: -errno of open(), -EISDIR, -EFBIG, or of mmap(). A file that is not a regular
- * one (or is empty) gives an empty table. The file must not be truncated in place while the table lives (a
- * worker would fault on a lookup); package managers replace it by rename(), which is safe. */
+/* Reads and indexes the file: -errno of open() or read(), -EISDIR, -EFBIG, -ENOMEM. A file that is not a
+ * regular one (or is empty) gives an empty table. The text is a private copy, not a mapping: mapping it would
+ * save a few pages, but a file rewritten in place (an editor, `cat >`) would then fault every worker on its
+ * next lookup. */
 int mime_table_load(MimeTable *t, const char *path);
 void mime_table_done(MimeTable *t);
 /* The type for a file name (by its last extension, case-insensitive); the default type if unknown. Not

@@ -72,7 +72,7 @@ static void test_parse_entries(void **state)
         /* Borrowed, not copied. */
         assert_ptr_equal(t->data, sample);
         assert_int_equal(t->size, STRLEN(sample));
-        assert_int_equal(t->map_size, 0);
+        assert_null(t->owned);
         assert_non_null(t->index);
 }
 
@@ -364,15 +364,19 @@ static void test_load(void **state)
 
         write_file(path, text, STRLEN(text));
         int r = mime_table_load(&t, path);
+        /* Rewritten in place (truncated) after the load, as an editor may: the table is the worker's own copy,
+         * so lookups go on (a mapping of the file would fault here). */
+        assert_int_equal(truncate(path, 0), 0);
         unlink(path);
         assert_int_equal(r, 0);
         assert_int_equal(t.n_entries, 2);
-        assert_int_equal(t.map_size, STRLEN(text));
+        assert_non_null(t.owned);
+        assert_int_equal(t.size, STRLEN(text));
         assert_type(&t, "a.wasm", "application/wasm");
         assert_type(&t, "a.HTML", "text/html");
         assert_type(&t, "a.css", MIME_DEFAULT_TYPE);
         mime_table_done(&t);
-        assert_int_equal(t.map_size, 0);
+        assert_null(t.owned);
         assert_null(t.data);
 }
 
