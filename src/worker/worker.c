@@ -524,6 +524,7 @@ int worker_main(const Options *o)
         loop_add_queue(&w->loop, &w->q_graceful, w->graceful_timeout_ms, on_graceful_timeout);
         loop_add_queue(&w->loop, &w->q_trim, IDLE_TRIM_MS, on_trim_timer);
         w->max_requests = o->max_requests;
+        w->read_first_hits = UINT8_MAX; /* read at once until that turns out not to pay (conn.c) */
         worker_map_stats(w);
         if (sd_watchdog_enabled(true, &w->watchdog_usec) <= 0)
                 w->watchdog_usec = 0;

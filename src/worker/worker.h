@@ -143,6 +143,8 @@ struct Worker {
         Conn *closed_conns; /* closed in this batch; released after it */
         unsigned n_conns;
         bool draining;
+        uint8_t read_first_hits;     /* the last reads right after accept, 1: it found data (conn.c) */
+        unsigned read_first_skipped; /* connections registered without that read, to probe now and then */
 
         time_t date_time;
         char date[30];

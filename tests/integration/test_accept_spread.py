@@ -9,7 +9,11 @@ counted, so every one of them has been accepted by then.
 """
 
 import os
+import re
+import shutil
+import signal
 import socket
+import subprocess
 
 import drover_test as dt
 
@@ -99,6 +103,121 @@ class AcceptSpread(dt.DroverTestCase):
     def test_burst_spreads_over_four_workers(self):
         self.check_spread(4)
 
+
+# ---------------------------------------------------------------------------------------------------------------
+# The first read right after accept (src/worker/conn.c, conn_read_first()): tried while it finds the request,
+# given up for registering and waiting while it finds nothing, taken up again when probes find requests.
+
+STRACE = shutil.which("strace")
+EARLY0 = 8   # connections whose request is queued before the worker accepts them, first
+LATE = 12    # then connections whose request comes only once the worker has registered them
+EARLY = 120  # then queued requests again
+
+
+def epoll_targets(pid):
+    """The descriptors registered in the worker's epoll instances (from /proc/PID/fdinfo)."""
+    out = set()
+    for fd, link in (dt.proc_fds(pid) or {}).items():
+        if link == "anon_inode:[eventpoll]":
+            try:
+                with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                    out.update(int(m.group(1)) for m in re.finditer(r"^tfd:\s+(\d+)", f.read(), re.M))
+            except OSError:
+                pass
+    return out
+
+
+def server_fd(pid, port, client_port):
+    """The worker's descriptor of the connection from client_port, or None while it has not accepted it."""
+    inodes = {inode for local, remote, state, inode in dt.tcp_table() if local == port and remote == client_port}
+    return next((int(fd) for fd, link in (dt.proc_fds(pid) or {}).items() if dt.socket_inode(link) in inodes),
+                None)
+
+
+def after_accepts(lines):
+    """For each accept4() that returned a connection, in order: the worker's next call on that connection,
+    "read" or "epoll_ctl" (its registration)."""
+    out, waiting = [], {}
+    for line in lines:
+        m = re.match(r"accept4\(.*\) = (\d+)$", line)
+        if m:
+            waiting[m.group(1)] = len(out)
+            out.append(None)
+            continue
+        m = re.match(r"read\((\d+),|epoll_ctl\(\d+, EPOLL_CTL_ADD, (\d+),", line)
+        if m and (m.group(1) or m.group(2)) in waiting:
+            out[waiting.pop(m.group(1) or m.group(2))] = "read" if m.group(1) else "epoll_ctl"
+    return out
+
+
+class ReadFirst(dt.DroverTestCase):
+    def request(self, port):
+        return f"GET /index.html HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode()
+
+    def response_ok(self, s):
+        buf = b""
+        while chunk := s.recv(65536):
+            buf += chunk
+        self.assertTrue(buf.startswith(b"HTTP/1.1 200 "), buf[:80])
+
+    def queued(self, worker, port, n):
+        """n connections whose request is queued before the stopped worker accepts them; all answered."""
+        socks = []
+        os.kill(worker, signal.SIGSTOP)
+        try:
+            for _ in range(n):
+                s = socket.create_connection(("127.0.0.1", port), timeout=dt.WAIT)
+                s.sendall(self.request(port))
+                socks.append(s)
+        finally:
+            os.kill(worker, signal.SIGCONT)
+        for s in socks:
+            with s:
+                self.response_ok(s)
+
+    def test_first_read_follows_the_clients(self):
+        if not STRACE:
+            self.skipTest("strace is not installed")
+        if dt.ACCEPT != "shared":
+            self.skipTest("in dispatch mode the supervisor accepts")
+        inst = self.start(workers=1)
+        (worker,) = inst.wait_workers(1).values()
+        out = f"{self.tmp}/strace.out"
+        tracer = subprocess.Popen([STRACE, "-p", str(worker), "-o", out, "-qq", "-e",
+                                   "trace=accept4,read,epoll_ctl"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.addCleanup(lambda: tracer.poll() is None and tracer.kill())
+        dt.wait_until(lambda: (dt.proc_status(worker) or {}).get("TracerPid") == str(tracer.pid),
+                      message="strace to attach")
+
+        # Requests already there when the worker accepts: it reads them at once.
+        self.queued(worker, inst.port, EARLY0)
+        # A client that speaks only once the worker has registered its connection: a read at once finds
+        # nothing, and the worker soon stops trying.
+        for _ in range(LATE):
+            with socket.create_connection(("127.0.0.1", inst.port), timeout=dt.WAIT) as s:
+                client_port = s.getsockname()[1]
+                fd = dt.wait_until(lambda: server_fd(worker, inst.port, client_port), message="the accept")
+                dt.wait_until(lambda: fd in epoll_targets(worker), message="the registration")
+                s.sendall(self.request(inst.port))
+                self.response_ok(s)
+        # Queued requests again: the probes find them, and the worker reads at once again.
+        self.queued(worker, inst.port, EARLY)
+
+        tracer.terminate()
+        tracer.communicate(timeout=dt.WAIT)
+        with open(out) as f:
+            nexts = after_accepts([l.rstrip("\n") for l in f])
+        self.assertEqual(len(nexts), EARLY0 + LATE + EARLY, nexts)
+        early0, late, early = nexts[:EARLY0], nexts[EARLY0:EARLY0 + LATE], nexts[EARLY0 + LATE:]
+        self.assertEqual(early0, ["read"] * EARLY0)
+        # Late clients: tried while at least half of the last eight attempts found the request (the first
+        # four misses), then only a probe reads at once (one connection in 16).
+        self.assertEqual(late[:4], ["read"] * 4, late)
+        self.assertLessEqual(late[5:].count("read"), 1, late)
+        # Queued requests: skipped at first, then read at once again once four probes found their request.
+        self.assertIn("epoll_ctl", early[:16], early)
+        self.assertEqual(early[-20:], ["read"] * 20, early)
 
 if __name__ == "__main__":
     dt.main()
