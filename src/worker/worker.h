@@ -19,6 +19,7 @@
 #define DRAIN_IDLE_MS 1000U /* a draining worker closes a keep-alive connection idle this long */
 #define ACCEPT_BATCH 16
 #define STEP_BACK_RECHECK_MS 2U /* a worker that stepped back while connections wait looks again after this */
+#define STEP_BACK_MARGIN 1      /* connections beyond its share a worker takes before it steps back */
 #define STATS_SCAN_MARGIN 16    /* records scanned past the highest one seen in use (worker.c) */
 #define CONN_READ_BUFFER 4096
 #define CONN_HEAD_INITIAL 1024

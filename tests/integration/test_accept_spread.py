@@ -14,6 +14,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import time
 
 import drover_test as dt
 
@@ -28,6 +29,20 @@ def established_by_worker(inst, port):
         inodes = {dt.socket_inode(link) for link in (dt.proc_fds(pid) or {}).values()}
         out[pid] = len(inodes & established)
     return out
+
+
+def listener_mode(pid, fd):
+    """How the worker watches its listening socket fd: "exclusive" (accepting), "doorbell" (stepped back:
+    shared and edge-triggered) or None (not watched), from the epoll instance's /proc/PID/fdinfo."""
+    for efd, link in (dt.proc_fds(pid) or {}).items():
+        if link != "anon_inode:[eventpoll]":
+            continue
+        with open(f"/proc/{pid}/fdinfo/{efd}") as f:
+            for m in re.finditer(r"^tfd:\s+(\d+)\s+events:\s+([0-9a-f]+)", f.read(), re.M):
+                if int(m.group(1)) == fd:
+                    events = int(m.group(2), 16)
+                    return "exclusive" if events & (1 << 28) else "doorbell" if events & (1 << 31) else "?"
+    return None
 
 
 def burst(port, n):
@@ -102,6 +117,35 @@ class AcceptSpread(dt.DroverTestCase):
 
     def test_burst_spreads_over_four_workers(self):
         self.check_spread(4)
+
+    def test_stepped_back_worker_returns_when_its_connections_close(self):
+        """A worker that stepped back is back on the listener as soon as closes bring it within its share,
+        without waiting for a new connection to ring its doorbell."""
+        if dt.ACCEPT != "shared":
+            self.skipTest("in dispatch mode the supervisor accepts")
+        inst = self.start(workers=2)
+        a, b = inst.wait_workers(2).values()
+        listener = min(fd for fd, link in dt.proc_fds(a).items() if dt.socket_inode(link) in
+                       dt.listening_inodes(inst.port))
+        os.kill(b, signal.SIGSTOP)  # b takes nothing meanwhile, but counts as accepting
+        conns = []
+        try:
+            # a takes them all and, at share + STEP_BACK_MARGIN + 1 (2 + 1 + 1), steps back.
+            for _ in range(4):
+                c = inst.connect()
+                self.assertEqual(c.request("GET", "/index.html").status, 200)
+                conns.append(c)
+            self.assertEqual(established_by_worker(inst, inst.port)[a], 4)
+            self.assertEqual(listener_mode(a, listener), "doorbell")
+            time.sleep(0.1)  # past its recheck timer: only a close or a doorbell can bring it back now
+            for c in conns[1:]:
+                c.close()
+            dt.wait_until(lambda: established_by_worker(inst, inst.port)[a] == 1, message="the closes")
+            dt.wait_until(lambda: listener_mode(a, listener) == "exclusive", message="a back on the listener")
+        finally:
+            os.kill(b, signal.SIGCONT)
+            for c in conns:
+                c.close()
 
 
 # ---------------------------------------------------------------------------------------------------------------
