@@ -40,21 +40,23 @@
  *
  *     share = ceil(connections open in all workers taking connections / those workers)
  *
- *  - After each accept, a worker more than STEP_BACK_MARGIN above its share ends its batch and steps
- *    back: it swaps its exclusive, level-triggered registration of the listeners for a shared,
- *    edge-triggered one, the doorbell. It goes back to sleep, which lets the others run, and the kernel now
- *    wakes them for new connections. The doorbell still wakes it once per arriving connection, and it takes
- *    its exclusive place back when it is within its share again — checked on each doorbell and on each
- *    close of one of its own connections — or when nobody else accepts and no other stepped-back worker is
- *    within its share (that one comes back on the same doorbell: leaving it to it is what lets it run).
+ *  - After each accept, a worker above its share ends its batch and steps back: it swaps its exclusive,
+ *    level-triggered registration of the listeners for a shared, edge-triggered one, the doorbell. It goes
+ *    back to sleep, which lets the others run, and the kernel now wakes them for new connections. The
+ *    doorbell still wakes it once per arriving connection, and it takes its exclusive place back when it is
+ *    within its share again — checked on each doorbell and on each close of one of its own connections —
+ *    or when nobody else accepts and no other stepped-back worker is within its share (that one comes back
+ *    on the same doorbell: leaving it to it is what lets it run).
  *
- *  - Why the margin, and why the closes: each step back and return costs four epoll_ctl() and the
- *    doorbell a wake-up per arrival. With a connection per request the counts cross the share all the
- *    time (on close-1k each of two workers holds 10–15 connections waiting for their request, and
- *    whichever runs takes more): stepping back at share + 2 rather than at share + 1, and returning as
- *    soon as its own connections have closed down to its share rather than on the next doorbell, took
- *    the step-backs per connection from 0.26–0.40 to 0.17–0.23 in paired runs, while a burst of
- *    keep-alive connections still ends within share + STEP_BACK_MARGIN + 1 per worker (accept_spread).
+ *  - Churn: each step back and return costs four epoll_ctl() and the doorbell a wake-up per arrival
+ *    meanwhile. With a connection per request the counts cross the share all the time (on close-1k each of
+ *    two workers holds 10–15 connections waiting for their request, and whichever runs takes more), and
+ *    there the imbalance does not last: the connections close within milliseconds. So a worker that closed
+ *    a connection in the last STEP_BACK_CHURN_MS steps back only beyond share + STEP_BACK_MARGIN, and a
+ *    stepped-back worker returns as soon as its own closes bring it within its share rather than on the
+ *    next doorbell. That took the step-backs per close-1k connection from 0.26–0.40 to 0.17–0.23 in
+ *    paired runs. A burst of new connections (wrk's 32 keep-alive ones, which stay where they land) comes
+ *    without closes, and is still spread at the share itself.
  *
  *  - Invariant: every connection that arrives wakes at least one worker that accepts it. Each worker taking
  *    connections is on the listeners, exclusively or by doorbell (the limits below aside), and the
@@ -154,10 +156,13 @@ static bool above_share(const PoolView *v, uint64_t n)
         return n > 0 && v->workers * (n - 1) >= v->total;
 }
 
-/* More than the share and STEP_BACK_MARGIN connections beyond it. */
-static bool above_share_margin(const PoolView *v, uint64_t n)
+/* Above its share, and by more than STEP_BACK_MARGIN if it closed a connection in the last
+ * STEP_BACK_CHURN_MS (see above). */
+static bool above_share_margin(Worker *w, const PoolView *v, uint64_t n)
 {
-        return n > STEP_BACK_MARGIN && above_share(v, n - STEP_BACK_MARGIN);
+        uint64_t margin = loop_now(&w->loop) - w->last_close_ms < STEP_BACK_CHURN_MS ? STEP_BACK_MARGIN : 0;
+
+        return n > margin && above_share(v, n - margin);
 }
 
 static bool listeners_pending(Worker *w)
@@ -182,7 +187,7 @@ static bool accept_step_back(Worker *w)
 {
         PoolView v = pool_view(w);
 
-        if (!above_share_margin(&v, w->n_conns))
+        if (!above_share_margin(w, &v, w->n_conns))
                 return false;
         listeners_set(w, LISTEN_DOORBELL);
         step_back_timer_arm(w);
@@ -234,6 +239,7 @@ static void on_step_back_timer(Loop *l, TimerEntry *e)
 
 void worker_connection_closed(Worker *w)
 {
+        w->last_close_ms = loop_now(&w->loop);
         if (w->n_conns == 0 && !w->draining)
                 timer_arm(&w->loop, &w->q_trim, &w->trim_timer);
         if (dispatch_enabled(w)) {

@@ -19,7 +19,8 @@
 #define DRAIN_IDLE_MS 1000U /* a draining worker closes a keep-alive connection idle this long */
 #define ACCEPT_BATCH 16
 #define STEP_BACK_RECHECK_MS 2U /* a worker that stepped back while connections wait looks again after this */
-#define STEP_BACK_MARGIN 1      /* connections beyond its share a worker takes before it steps back */
+#define STEP_BACK_MARGIN 1      /* connections beyond its share a worker with churn takes (worker.c) */
+#define STEP_BACK_CHURN_MS 10U  /* a worker that closed a connection this recently has churn */
 #define STATS_SCAN_MARGIN 16    /* records scanned past the highest one seen in use (worker.c) */
 #define CONN_READ_BUFFER 4096
 #define CONN_HEAD_INITIAL 1024
@@ -130,6 +131,7 @@ struct Worker {
         uint64_t max_requests; /* 0: never retire */
         bool retire_sent;
         uint64_t graceful_timeout_ms;
+        uint64_t last_close_ms; /* when a connection last closed: churn (worker.c, the accept policy) */
 
         /* --accept=dispatch (dispatch.c): the socketpair with the supervisor, -EBADF in shared mode or once
          * the supervisor closed it (dispatch_eof). */
