@@ -19,10 +19,12 @@
 
 /*
  * One connection: read → parse → handle → write → (keep-alive) read ... Sockets are registered once,
- * edge-triggered, for both directions, so the state machine never calls epoll_ctl; `readable`/`writable`
- * remember readiness the kernel reported and we have not used up yet. While a response is being written
- * nothing more is read, which answers pipelined requests in order and bounds what one client can make us
- * buffer.
+ * edge-triggered, for reading; writing is added (one EPOLL_CTL_MOD, kept for the rest of the connection)
+ * only when a write finds the socket full, as nginx does: registered for both at once, a new socket reports
+ * itself writable at the next epoll_wait(), an event per connection with nothing to do. `readable` and
+ * `writable` remember readiness the kernel reported and we have not used up yet. While a response is being
+ * written nothing more is read, which answers pipelined requests in order and bounds what one client can
+ * make us buffer.
  *
  * Both protocols end in the same place: the request is translated into a drover_request, a handler (a module
  * by prefix, else the static handler) answers into the connection's drover_response, and the protocol frames
@@ -178,6 +180,7 @@ void conn_accept(Worker *w, int fd, Protocol protocol, const struct sockaddr *pe
         c->protocol = protocol;
         c->state = CONN_READ;
         c->readable = c->writable = false;
+        c->registered = c->watch_out = false;
         c->fresh = true;
         c->nodelay = false;
         c->peer_closed = false;
@@ -227,11 +230,24 @@ void conn_accept(Worker *w, int fd, Protocol protocol, const struct sockaddr *pe
                 if (c->watch.fd < 0)
                         return;
         }
-        r = loop_add(&w->loop, &c->watch, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET);
+        r = loop_add(&w->loop, &c->watch, EPOLLIN | EPOLLRDHUP | EPOLLET | (c->watch_out ? EPOLLOUT : 0));
         if (r < 0) {
                 log_warning_errno(r, "cannot watch a new connection: %m");
                 conn_close(c);
+                return;
         }
+        c->registered = true;
+}
+
+/* The socket is full: from now on, tell us when it is writable again (see the top of this file). */
+static int conn_watch_out(Conn *c)
+{
+        if (c->watch_out)
+                return 0;
+        c->watch_out = true;
+        if (!c->registered)
+                return 0; /* conn_accept() registers it with EPOLLOUT */
+        return loop_mod(&c->worker->loop, &c->watch, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET);
 }
 
 void conn_close(Conn *c)
@@ -804,6 +820,12 @@ static void conn_run(Conn *c)
                                  * buffer at a time, between the other connections' events. The write timeout
                                  * measures progress: it restarts with every partial write. */
                                 c->writable = false;
+                                r = conn_watch_out(c);
+                                if (r < 0) {
+                                        log_warning_errno(r, "cannot watch a connection for writing: %m");
+                                        conn_close(c);
+                                        return;
+                                }
                                 timer_arm(&w->loop, &w->q_write, &c->timer);
                                 return conn_keep_input(c);
                         }

@@ -62,6 +62,8 @@ typedef struct Conn {
         Protocol parser_protocol; /* which parser below is allocated; _PROTOCOL_INVALID: none */
         ConnState state;
         bool readable, writable; /* edge-triggered readiness not yet consumed */
+        bool registered;         /* in the epoll set */
+        bool watch_out;          /* EPOLLOUT in its interest: a write found the socket full (conn.c) */
         bool fresh;              /* accepted, no request answered yet */
         bool nodelay;            /* TCP_NODELAY set (see conn_flush()) */
         bool peer_closed;        /* EPOLLRDHUP seen: reads end in EOF, which no later edge would announce */

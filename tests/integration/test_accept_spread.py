@@ -180,6 +180,17 @@ def epoll_targets(pid):
     return out
 
 
+def epoll_events(pid, fd):
+    """The event mask fd is registered with in the worker's epoll instance, or None."""
+    for efd, link in (dt.proc_fds(pid) or {}).items():
+        if link == "anon_inode:[eventpoll]":
+            with open(f"/proc/{pid}/fdinfo/{efd}") as f:
+                for m in re.finditer(r"^tfd:\s+(\d+)\s+events:\s+([0-9a-f]+)", f.read(), re.M):
+                    if int(m.group(1)) == fd:
+                        return int(m.group(2), 16)
+    return None
+
+
 def server_fd(pid, port, client_port):
     """The worker's descriptor of the connection from client_port, or None while it has not accepted it."""
     inodes = {inode for local, remote, state, inode in dt.tcp_table() if local == port and remote == client_port}
@@ -227,6 +238,31 @@ class ReadFirst(dt.DroverTestCase):
         for s in socks:
             with s:
                 self.response_ok(s)
+
+    def test_watched_for_writing_only_once_the_socket_is_full(self):
+        """A connection is registered for reading only; EPOLLOUT joins once a write finds its socket full."""
+        if dt.ACCEPT != "shared":
+            self.skipTest("in dispatch mode the supervisor accepts")
+        EPOLLIN, EPOLLOUT = 0x1, 0x4
+        inst = self.start(workers=1)
+        (worker,) = inst.wait_workers(1).values()
+        small = inst.connect()
+        self.assertEqual(small.request("GET", "/index.html").status, 200)
+        fd = dt.wait_until(lambda: server_fd(worker, inst.port, small.sock.getsockname()[1]), message="accept")
+        events = dt.wait_until(lambda: epoll_events(worker, fd), message="the registration")
+        self.assertEqual(events & (EPOLLIN | EPOLLOUT), EPOLLIN, f"{events:#x}")
+        # A 4 MiB download to a client that does not read: the worker's write finds the socket full.
+        big = dt.HttpConnection(("127.0.0.1", inst.port), rcvbuf=4096)
+        inst.connections.append(big)
+        big.send(dt.build_request("GET", "/big.bin"))
+        fd = dt.wait_until(lambda: server_fd(worker, inst.port, big.sock.getsockname()[1]), message="accept")
+        dt.wait_until(lambda: (epoll_events(worker, fd) or 0) & EPOLLOUT, message="EPOLLOUT")
+        resp = big.read_response()
+        self.assertEqual((resp.status, len(resp.body)), (200, 4 << 20))
+        # The first connection is still served, and still not watched for writing.
+        self.assertEqual(small.request("GET", "/index.html").status, 200)
+        self.assertEqual(epoll_events(worker, server_fd(worker, inst.port, small.sock.getsockname()[1])) & EPOLLOUT,
+                         0)
 
     def test_first_read_follows_the_clients(self):
         if not STRACE:
