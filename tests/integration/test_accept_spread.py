@@ -31,18 +31,24 @@ def established_by_worker(inst, port):
     return out
 
 
+def epoll_events(pid, fd):
+    """The event mask fd is registered with in the worker's epoll instance, or None."""
+    for efd, link in (dt.proc_fds(pid) or {}).items():
+        if link == "anon_inode:[eventpoll]":
+            with open(f"/proc/{pid}/fdinfo/{efd}") as f:
+                for m in re.finditer(r"^tfd:\s+(\d+)\s+events:\s+([0-9a-f]+)", f.read(), re.M):
+                    if int(m.group(1)) == fd:
+                        return int(m.group(2), 16)
+    return None
+
+
 def listener_mode(pid, fd):
     """How the worker watches its listening socket fd: "exclusive" (accepting), "doorbell" (stepped back:
-    shared and edge-triggered) or None (not watched), from the epoll instance's /proc/PID/fdinfo."""
-    for efd, link in (dt.proc_fds(pid) or {}).items():
-        if link != "anon_inode:[eventpoll]":
-            continue
-        with open(f"/proc/{pid}/fdinfo/{efd}") as f:
-            for m in re.finditer(r"^tfd:\s+(\d+)\s+events:\s+([0-9a-f]+)", f.read(), re.M):
-                if int(m.group(1)) == fd:
-                    events = int(m.group(2), 16)
-                    return "exclusive" if events & (1 << 28) else "doorbell" if events & (1 << 31) else "?"
-    return None
+    shared and edge-triggered) or None (not watched), from its epoll instance's /proc/PID/fdinfo."""
+    events = epoll_events(pid, fd)
+    if events is None:
+        return None
+    return "exclusive" if events & (1 << 28) else "doorbell" if events & (1 << 31) else "?"
 
 
 def burst(port, n):
@@ -178,17 +184,6 @@ def epoll_targets(pid):
             except OSError:
                 pass
     return out
-
-
-def epoll_events(pid, fd):
-    """The event mask fd is registered with in the worker's epoll instance, or None."""
-    for efd, link in (dt.proc_fds(pid) or {}).items():
-        if link == "anon_inode:[eventpoll]":
-            with open(f"/proc/{pid}/fdinfo/{efd}") as f:
-                for m in re.finditer(r"^tfd:\s+(\d+)\s+events:\s+([0-9a-f]+)", f.read(), re.M):
-                    if int(m.group(1)) == fd:
-                        return int(m.group(2), 16)
-    return None
 
 
 def server_fd(pid, port, client_port):
