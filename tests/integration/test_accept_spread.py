@@ -31,15 +31,23 @@ def established_by_worker(inst, port):
     return out
 
 
-def epoll_events(pid, fd):
-    """The event mask fd is registered with in the worker's epoll instance, or None."""
+def epoll_registrations(pid):
+    """{descriptor: event mask} of what the worker's epoll instances watch (from /proc/PID/fdinfo)."""
+    out = {}
     for efd, link in (dt.proc_fds(pid) or {}).items():
         if link == "anon_inode:[eventpoll]":
-            with open(f"/proc/{pid}/fdinfo/{efd}") as f:
-                for m in re.finditer(r"^tfd:\s+(\d+)\s+events:\s+([0-9a-f]+)", f.read(), re.M):
-                    if int(m.group(1)) == fd:
-                        return int(m.group(2), 16)
-    return None
+            try:
+                with open(f"/proc/{pid}/fdinfo/{efd}") as f:
+                    for m in re.finditer(r"^tfd:\s+(\d+)\s+events:\s+([0-9a-f]+)", f.read(), re.M):
+                        out[int(m.group(1))] = int(m.group(2), 16)
+            except OSError:
+                pass
+    return out
+
+
+def epoll_events(pid, fd):
+    """The event mask fd is registered with in the worker's epoll instance, or None."""
+    return epoll_registrations(pid).get(fd)
 
 
 def listener_mode(pid, fd):
@@ -173,19 +181,6 @@ LATE = 12    # then connections whose request comes only once the worker has reg
 EARLY = 120  # then queued requests again
 
 
-def epoll_targets(pid):
-    """The descriptors registered in the worker's epoll instances (from /proc/PID/fdinfo)."""
-    out = set()
-    for fd, link in (dt.proc_fds(pid) or {}).items():
-        if link == "anon_inode:[eventpoll]":
-            try:
-                with open(f"/proc/{pid}/fdinfo/{fd}") as f:
-                    out.update(int(m.group(1)) for m in re.finditer(r"^tfd:\s+(\d+)", f.read(), re.M))
-            except OSError:
-                pass
-    return out
-
-
 def server_fd(pid, port, client_port):
     """The worker's descriptor of the connection from client_port, or None while it has not accepted it."""
     inodes = {inode for local, remote, state, inode in dt.tcp_table() if local == port and remote == client_port}
@@ -282,7 +277,7 @@ class ReadFirst(dt.DroverTestCase):
             with socket.create_connection(("127.0.0.1", inst.port), timeout=dt.WAIT) as s:
                 client_port = s.getsockname()[1]
                 fd = dt.wait_until(lambda: server_fd(worker, inst.port, client_port), message="the accept")
-                dt.wait_until(lambda: fd in epoll_targets(worker), message="the registration")
+                dt.wait_until(lambda: fd in epoll_registrations(worker), message="the registration")
                 s.sendall(self.request(inst.port))
                 self.response_ok(s)
         # Queued requests again: the probes find them, and the worker reads at once again.
