@@ -32,11 +32,11 @@
  * The accept policy: how the workers share the connections of the listening sockets.
  *
  * Every worker waits on the shared listeners with EPOLLEXCLUSIVE, so the kernel wakes one waiting worker per
- * arriving connection: no thundering herd. But the worker that is woken and running drains the backlog in
- * batches while the others still wait for a CPU (on two cores, one of them busy with the client, a burst is
- * over before they get one), so left alone one worker takes most connections of a burst: wrk opens its 32 at
- * once and keeps them. So each worker keeps to its share, computed without a system call from the shared
- * stats records (stats.h):
+ * arriving connection: no thundering herd. But the worker that is woken and running keeps taking from the
+ * backlog (its level-triggered listener is reported again at each epoll_wait()) while the others still wait
+ * for a CPU (on two cores, one of them busy with the client, a burst is over before they get one), so left
+ * alone one worker takes most connections of a burst: wrk opens its 32 at once and keeps them. So each
+ * worker keeps to its share, computed without a system call from the shared stats records (stats.h):
  *
  *     share = ceil(connections open in all workers taking connections / those workers)
  *
