@@ -31,6 +31,12 @@ int loop_add(Loop *l, IoWatch *w, uint32_t events)
         return epoll_ctl(l->epoll_fd, EPOLL_CTL_ADD, w->fd, &ev) < 0 ? negative_errno() : 0;
 }
 
+int loop_mod(Loop *l, IoWatch *w, uint32_t events)
+{
+        struct epoll_event ev = { .events = events, .data.ptr = w };
+        return epoll_ctl(l->epoll_fd, EPOLL_CTL_MOD, w->fd, &ev) < 0 ? negative_errno() : 0;
+}
+
 int loop_del(Loop *l, IoWatch *w)
 {
         return epoll_ctl(l->epoll_fd, EPOLL_CTL_DEL, w->fd, NULL) < 0 ? negative_errno() : 0;

@@ -60,6 +60,7 @@ struct Loop {
 int loop_init(Loop *l);
 void loop_done(Loop *l);
 int loop_add(Loop *l, IoWatch *w, uint32_t events);
+int loop_mod(Loop *l, IoWatch *w, uint32_t events);
 int loop_del(Loop *l, IoWatch *w);
 void loop_add_queue(Loop *l, TimerQueue *q, uint64_t duration_ms, timer_handler_t handler);
 uint64_t loop_now(Loop *l);
