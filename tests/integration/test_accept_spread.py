@@ -190,7 +190,7 @@ def server_fd(pid, port, client_port):
 
 def after_accepts(lines):
     """For each accept4() that returned a connection, in order: the worker's next call on that connection,
-    "read" or "epoll_ctl" (its registration)."""
+    "read" (read() or recv(), which strace shows as recvfrom()) or "epoll_ctl" (its registration)."""
     out, waiting = [], {}
     for line in lines:
         m = re.match(r"accept4\(.*\) = (\d+)$", line)
@@ -198,7 +198,7 @@ def after_accepts(lines):
             waiting[m.group(1)] = len(out)
             out.append(None)
             continue
-        m = re.match(r"read\((\d+),|epoll_ctl\(\d+, EPOLL_CTL_ADD, (\d+),", line)
+        m = re.match(r"(?:read|recvfrom)\((\d+),|epoll_ctl\(\d+, EPOLL_CTL_ADD, (\d+),", line)
         if m and (m.group(1) or m.group(2)) in waiting:
             out[waiting.pop(m.group(1) or m.group(2))] = "read" if m.group(1) else "epoll_ctl"
     return out
@@ -263,7 +263,7 @@ class ReadFirst(dt.DroverTestCase):
         (worker,) = inst.wait_workers(1).values()
         out = f"{self.tmp}/strace.out"
         tracer = subprocess.Popen([STRACE, "-p", str(worker), "-o", out, "-qq", "-e",
-                                   "trace=accept4,read,epoll_ctl"],
+                                   "trace=accept4,read,recvfrom,epoll_ctl"],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         self.addCleanup(lambda: tracer.poll() is None and tracer.kill())
         dt.wait_until(lambda: (dt.proc_status(worker) or {}).get("TracerPid") == str(tracer.pid),
