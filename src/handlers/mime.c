@@ -288,9 +288,13 @@ static const char *type_string(const MimeTable *t, uint32_t type)
                         ;
         }
 
-        char *s = strndup(t->data + type, word_end(t->data, t->size, type) - type);
+        /* Not strndup(): the text need not be NUL-terminated, and the word's length is known. */
+        size_t len = word_end(t->data, t->size, type) - type;
+        char *s = malloc(len + 1);
         if (!s)
                 return NULL;
+        memcpy(s, t->data + type, len);
+        s[len] = '\0';
         x->types[i] = (MimeType){ .type = type, .s = s };
         x->n_types++;
         return s;
