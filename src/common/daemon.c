@@ -9,32 +9,15 @@
 
 #include "common/daemon.h"
 #include "common/macro.h"
+#include "common/parse.h"
 
-/* A decimal number, nothing else: no sign, no blanks, no base prefix. The variables are written by systemd
- * (or the supervisor), never by hand, so anything else is malformed. */
-static int parse_decimal(const char *s, uint64_t max, uint64_t *ret)
-{
-        uint64_t v = 0;
-
-        if (!*s)
-                return -EINVAL;
-        for (; *s; s++) {
-                if (*s < '0' || *s > '9')
-                        return -EINVAL;
-                unsigned d = (unsigned) (*s - '0');
-                if (v > (max - d) / 10)
-                        return -EINVAL;
-                v = v * 10 + d;
-        }
-        *ret = v;
-        return 0;
-}
-
+/* The variables are written by systemd (or the supervisor), never by hand: anything but plain decimal digits
+ * in range is malformed. */
 static int parse_pid(const char *s, pid_t *ret)
 {
-        uint64_t v;
+        unsigned v;
 
-        if (parse_decimal(s, INT_MAX, &v) < 0 || v == 0)
+        if (parse_unsigned(s, 1, INT_MAX, &v) < 0)
                 return -EINVAL;
         *ret = (pid_t) v;
         return 0;
@@ -58,7 +41,7 @@ static char **names_split(const char *s, size_t n)
 
 int listen_fds_parse(const char *pid, const char *fds, const char *names, pid_t self, char ***ret_names)
 {
-        uint64_t n;
+        unsigned n;
         pid_t p;
 
         if (!pid)
@@ -69,7 +52,7 @@ int listen_fds_parse(const char *pid, const char *fds, const char *names, pid_t 
                 return 0;
         if (!fds)
                 return 0;
-        if (parse_decimal(fds, INT_MAX - LISTEN_FDS_START, &n) < 0 || n == 0)
+        if (parse_unsigned(fds, 1, INT_MAX - LISTEN_FDS_START, &n) < 0)
                 return -EINVAL;
         if (names && !*names)
                 names = NULL; /* systemd splits "" into no names at all: each fd is "unknown" */
@@ -118,7 +101,7 @@ int watchdog_parse(const char *usec, const char *pid, pid_t self, uint64_t *ret_
 
         if (!usec)
                 return 0;
-        if (parse_decimal(usec, UINT64_MAX, &u) < 0 || u == 0 || u == UINT64_MAX)
+        if (parse_uint64(usec, UINT64_MAX - 1, &u) < 0 || u == 0)
                 return -EINVAL;
         if (pid) {
                 if (parse_pid(pid, &p) < 0)

@@ -37,18 +37,32 @@ Protocol protocol_from_fd_name(const char *name, Protocol fallback)
         return p >= 0 ? p : fallback;
 }
 
+int parse_uint64(const char *s, uint64_t max, uint64_t *ret)
+{
+        uint64_t v = 0;
+
+        if (!s || !*s) /* digits only: no sign, no blanks, no base prefix */
+                return -EINVAL;
+        for (; *s; s++) {
+                if (*s < '0' || *s > '9')
+                        return -EINVAL;
+                unsigned d = (unsigned) (*s - '0');
+                if (max < d || v > (max - d) / 10)
+                        return s[strspn(s, "0123456789")] ? -EINVAL : -ERANGE;
+                v = v * 10 + d;
+        }
+        *ret = v;
+        return 0;
+}
+
 int parse_unsigned(const char *s, unsigned min, unsigned max, unsigned *ret)
 {
-        unsigned long v;
-        char *end;
+        uint64_t v;
+        int r = parse_uint64(s, max, &v);
 
-        if (!s || *s < '0' || *s > '9') /* no sign, no leading space */
-                return -EINVAL;
-        errno = 0;
-        v = strtoul(s, &end, 10);
-        if (*end != '\0')
-                return -EINVAL;
-        if (errno == ERANGE || v < min || v > max)
+        if (r < 0)
+                return r;
+        if (v < min)
                 return -ERANGE;
         *ret = (unsigned) v;
         return 0;

@@ -38,6 +38,8 @@ typedef struct ListenAddress {
 int parse_listen_address(const char *s, ListenAddress *ret);
 int format_listen_address(const ListenAddress *a, char *buf, size_t len);
 
+/* Decimal digits only (leading zeros allowed): -EINVAL for anything else, -ERANGE above max (or below min). */
+int parse_uint64(const char *s, uint64_t max, uint64_t *ret);
 int parse_unsigned(const char *s, unsigned min, unsigned max, unsigned *ret);
 
 #define USEC_PER_MSEC 1000ULL

@@ -73,6 +73,34 @@ static void test_protocol_from_fd_name(void **state)
         assert_int_equal(protocol_from_fd_name("SCGI", PROTOCOL_HTTP), PROTOCOL_HTTP);
 }
 
+static void test_parse_uint64(void **state)
+{
+        uint64_t v = 42;
+
+        (void) state;
+        assert_int_equal(parse_uint64("18446744073709551615", UINT64_MAX, &v), 0);
+        assert_true(v == UINT64_MAX);
+        assert_int_equal(parse_uint64("0", 0, &v), 0);
+        assert_true(v == 0);
+        assert_int_equal(parse_uint64("0009", 9, &v), 0);
+        assert_true(v == 9);
+        /* Above max, at every width: -ERANGE, output untouched. */
+        v = 42;
+        assert_int_equal(parse_uint64("18446744073709551616", UINT64_MAX, &v), -ERANGE);
+        assert_int_equal(parse_uint64("18446744073709551615", UINT64_MAX - 1, &v), -ERANGE);
+        assert_int_equal(parse_uint64("1", 0, &v), -ERANGE);
+        assert_int_equal(parse_uint64("10", 9, &v), -ERANGE);
+        /* Anything but digits: -EINVAL, even after an overflow. */
+        assert_int_equal(parse_uint64(NULL, 10, &v), -EINVAL);
+        assert_int_equal(parse_uint64("", 10, &v), -EINVAL);
+        assert_int_equal(parse_uint64("+1", 10, &v), -EINVAL);
+        assert_int_equal(parse_uint64(" 1", 10, &v), -EINVAL);
+        assert_int_equal(parse_uint64("1 ", 10, &v), -EINVAL);
+        assert_int_equal(parse_uint64("0x1", 10, &v), -EINVAL);
+        assert_int_equal(parse_uint64("99999999999999999999999x", UINT64_MAX, &v), -EINVAL);
+        assert_true(v == 42);
+}
+
 static void test_parse_unsigned(void **state)
 {
         unsigned v;
@@ -391,6 +419,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_protocol_strings),
                 cmocka_unit_test(test_protocol_from_fd_name),
+                cmocka_unit_test(test_parse_uint64),
                 cmocka_unit_test(test_parse_unsigned),
                 cmocka_unit_test(test_ipv4),
                 cmocka_unit_test(test_ipv6),
