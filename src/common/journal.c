@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include "common/daemon.h"
 #include "common/journal.h"
 #include "common/macro.h"
 
@@ -44,13 +45,15 @@ int journal_send(const char *path, const struct iovec *fields, size_t n)
         static int fd = -EBADF;
         /* A record is a message of at most 2 KiB and a few short fields (log.c): this holds any of them. */
         char buf[4096];
-        struct sockaddr_un a = { .sun_family = AF_UNIX };
+        struct sockaddr_un a;
+        socklen_t alen;
         ssize_t len;
+        int r;
 
-        path = path ?: JOURNAL_SOCKET;
-        if (strlen(path) >= sizeof a.sun_path)
-                return -EINVAL;
-        strcpy(a.sun_path, path);
+        /* The same addressing as $NOTIFY_SOCKET's: a path, or '@' for an abstract name. */
+        r = notify_address_parse(path ?: JOURNAL_SOCKET, &a, &alen);
+        if (r < 0)
+                return r;
         len = journal_encode(fields, n, buf, sizeof buf);
         if (len < 0)
                 return (int) len;
@@ -61,8 +64,7 @@ int journal_send(const char *path, const struct iovec *fields, size_t n)
         }
         /* Blocking, as sd_journal_sendv() is: under pressure journald slows its writers down rather than
          * lose their structured fields. */
-        if (sendto(fd, buf, (size_t) len, MSG_NOSIGNAL, (const struct sockaddr *) &a,
-                   (socklen_t) (offsetof(struct sockaddr_un, sun_path) + strlen(path))) < 0)
+        if (sendto(fd, buf, (size_t) len, MSG_NOSIGNAL, (const struct sockaddr *) &a, alen) < 0)
                 return negative_errno();
         return 0;
 }
